@@ -1,0 +1,537 @@
+/**
+ * Strict reader and writer for the safetensors format.
+ *
+ * Layout of a file:
+ *
+ *   bytes [0, 8)          header length N, unsigned 64-bit little-endian
+ *   bytes [8, 8 + N)      header: UTF-8 JSON object, possibly padded with trailing spaces
+ *   bytes [8 + N, end)    data section: raw little-endian tensor bytes
+ *
+ * The header maps each tensor name to `{"dtype", "shape", "data_offsets": [begin, end]}`,
+ * with offsets relative to the start of the data section, plus an optional reserved key
+ * `"__metadata__"` holding a string-to-string map.
+ *
+ * sprig computes in float32 and indexes with int32 (see dtype.ts), so the reader accepts
+ * F32, I32 and I64; I64 is narrowed to int32 and every value is range-checked, because
+ * PyTorch stores index tensors as int64 and a silent wrap-around would corrupt gathers.
+ *
+ * The reader trusts nothing in the file. Before any tensor is decoded it checks:
+ *   - the file holds the 8-byte length prefix; the header length is non-zero, at most
+ *     100 MB (anything larger is a corrupt prefix, not a real header) and within the file;
+ *   - the header is valid UTF-8, parses as JSON and is an object;
+ *   - `__metadata__`, if present, is an object of string values;
+ *   - every entry is an object with exactly the fields dtype, shape and data_offsets; the
+ *     dtype is supported; the shape is an array of non-negative safe integers; the
+ *     offsets are two non-negative safe integers with begin <= end <= data section size;
+ *   - each tensor's byte length equals its element count times its element size;
+ *   - no two tensors share a byte (zero-size tensors occupy no bytes). Gaps between
+ *     tensors are tolerated.
+ * Every failure is a SafetensorsError naming the file and, where one entry is at fault,
+ * that tensor. Allocation only happens after these checks, so it is bounded by the file
+ * size.
+ *
+ * The writer emits F32 for f32 and I64 for i32 (so index tensors round-trip with PyTorch),
+ * lists header entries sorted by name, pads the header with spaces to a multiple of 8
+ * bytes and lays the data out contiguously: all I64 tensors first, then all F32 tensors,
+ * each group sorted by name. The data section starts 8-aligned and every I64 tensor is a
+ * multiple of 8 bytes long, so every tensor starts aligned to its element size without
+ * any gap; the reference implementation rejects files with gaps.
+ */
+
+import { randomBytes } from "node:crypto";
+import { type FileHandle, open, readFile, rename, rm } from "node:fs/promises";
+import { basename, dirname, join } from "node:path";
+import { SafetensorsError } from "../ir/errors.js";
+import { f32Tensor, formatShape, type HostTensor, i32Tensor, numElements } from "../ir/tensor.js";
+
+export interface SafetensorsFile {
+  tensors: Map<string, HostTensor>;
+  metadata: Record<string, string>;
+}
+
+type TensorInput = ReadonlyMap<string, HostTensor> | Record<string, HostTensor>;
+
+/** The reserved header key for free-form string metadata. */
+const METADATA_KEY = "__metadata__";
+
+/** Size of the little-endian u64 header length prefix. */
+const PREFIX_BYTES = 8;
+
+/** Same cap as the reference implementation: a longer header means a corrupt prefix. */
+const MAX_HEADER_BYTES = 100_000_000;
+
+/** Label used in writer errors when there is no destination path. */
+const IN_MEMORY_LABEL = "<serialized safetensors>";
+
+/** The file dtypes the reader accepts, with their element size in bytes. */
+const ELEMENT_BYTES = { F32: 4, I32: 4, I64: 8 } as const;
+type FileDType = keyof typeof ELEMENT_BYTES;
+const SUPPORTED_DTYPES = Object.keys(ELEMENT_BYTES).join(", ");
+
+const ENTRY_FIELDS = new Set(["dtype", "shape", "data_offsets"]);
+
+const HOST_IS_LITTLE_ENDIAN = new Uint8Array(Uint16Array.of(1).buffer)[0] === 1;
+
+/** Throws a SafetensorsError for the file being read or written; never returns. */
+type Fail = (tensor: string | undefined, detail: string) => never;
+
+/** A header entry that has passed every structural check. */
+interface TensorEntry {
+  readonly name: string;
+  readonly dtype: FileDType;
+  readonly shape: readonly number[];
+  readonly begin: number;
+  readonly end: number;
+}
+
+// ---------------------------------------------------------------------------------------
+// Reading
+// ---------------------------------------------------------------------------------------
+
+/** Reads and validates a safetensors file. */
+export async function readSafetensors(path: string): Promise<SafetensorsFile> {
+  const bytes = await readFile(path);
+  return parseSafetensors(bytes, path);
+}
+
+/**
+ * Parses safetensors bytes. `fileLabel` names the source in error messages. The returned
+ * tensors own fresh, aligned buffers and do not alias `bytes`.
+ */
+export function parseSafetensors(bytes: Uint8Array, fileLabel: string): SafetensorsFile {
+  const fail: Fail = (tensor, detail) => {
+    throw new SafetensorsError(fileLabel, tensor, detail);
+  };
+
+  if (bytes.byteLength < PREFIX_BYTES) {
+    fail(undefined, `file is ${bytes.byteLength} bytes, shorter than the 8-byte header length`);
+  }
+  const prefix = new DataView(bytes.buffer, bytes.byteOffset, PREFIX_BYTES);
+  // Compare as bigint: a corrupt prefix can exceed 2^53, where Number would round.
+  const declaredLength = prefix.getBigUint64(0, true);
+  if (declaredLength === 0n) fail(undefined, "header length is 0");
+  if (declaredLength > BigInt(MAX_HEADER_BYTES)) {
+    fail(undefined, `header length ${declaredLength} exceeds the ${MAX_HEADER_BYTES}-byte limit`);
+  }
+  const headerLength = Number(declaredLength);
+  if (headerLength > bytes.byteLength - PREFIX_BYTES) {
+    fail(
+      undefined,
+      `header length ${headerLength} runs past the end of the file ` +
+        `(${bytes.byteLength - PREFIX_BYTES} bytes follow the length prefix)`,
+    );
+  }
+
+  const dataStart = PREFIX_BYTES + headerLength;
+  const header = parseHeaderJson(bytes.subarray(PREFIX_BYTES, dataStart), fail);
+  const data = bytes.subarray(dataStart);
+
+  let metadata: Record<string, string> = {};
+  const entries: TensorEntry[] = [];
+  for (const [name, value] of Object.entries(header)) {
+    if (name === METADATA_KEY) {
+      metadata = validateMetadata(value, fail);
+    } else {
+      entries.push(validateEntry(name, value, data.byteLength, fail));
+    }
+  }
+  checkNoOverlap(entries, fail);
+
+  const tensors = new Map<string, HostTensor>();
+  for (const entry of entries) {
+    tensors.set(entry.name, decodeTensor(entry, data.subarray(entry.begin, entry.end), fail));
+  }
+  return { tensors, metadata };
+}
+
+function parseHeaderJson(headerBytes: Uint8Array, fail: Fail): Record<string, unknown> {
+  let text: string;
+  try {
+    // fatal: reject malformed UTF-8 rather than silently substituting U+FFFD.
+    text = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true }).decode(headerBytes);
+  } catch {
+    return fail(undefined, "header is not valid UTF-8");
+  }
+  let parsed: unknown;
+  try {
+    // JSON.parse accepts the trailing-space padding as insignificant whitespace.
+    parsed = JSON.parse(text);
+  } catch (error) {
+    return fail(undefined, `header is not valid JSON: ${describeError(error)}`);
+  }
+  if (!isPlainObject(parsed)) {
+    return fail(undefined, `header must be a JSON object, got ${describeJsonType(parsed)}`);
+  }
+  return parsed;
+}
+
+function validateMetadata(value: unknown, fail: Fail): Record<string, string> {
+  if (!isPlainObject(value)) {
+    return fail(undefined, `"${METADATA_KEY}" must be an object, got ${describeJsonType(value)}`);
+  }
+  const pairs: [string, string][] = [];
+  for (const [key, item] of Object.entries(value)) {
+    if (typeof item !== "string") {
+      fail(
+        undefined,
+        `"${METADATA_KEY}" value for key ${JSON.stringify(key)} must be a string, ` +
+          `got ${describeJsonType(item)}`,
+      );
+    }
+    pairs.push([key, item]);
+  }
+  // fromEntries defines own properties, so a key like "__proto__" stays plain data.
+  return Object.fromEntries(pairs);
+}
+
+function validateEntry(name: string, value: unknown, dataBytes: number, fail: Fail): TensorEntry {
+  if (!isPlainObject(value)) {
+    return fail(name, `header entry must be an object, got ${describeJsonType(value)}`);
+  }
+  for (const field of Object.keys(value)) {
+    // Unknown fields are most likely typos ("data_offset"); refuse rather than guess.
+    if (!ENTRY_FIELDS.has(field)) fail(name, `unexpected field ${JSON.stringify(field)}`);
+  }
+
+  const { dtype, shape, data_offsets: offsets } = value;
+  if (dtype === undefined) fail(name, `missing "dtype"`);
+  if (typeof dtype !== "string") {
+    return fail(name, `"dtype" must be a string, got ${describeJsonType(dtype)}`);
+  }
+  if (!Object.hasOwn(ELEMENT_BYTES, dtype)) {
+    fail(name, `unsupported dtype ${JSON.stringify(dtype)}; supported dtypes: ${SUPPORTED_DTYPES}`);
+  }
+  const fileDType = dtype as FileDType;
+
+  if (shape === undefined) fail(name, `missing "shape"`);
+  if (!Array.isArray(shape)) {
+    return fail(name, `"shape" must be an array, got ${describeJsonType(shape)}`);
+  }
+  const dims: number[] = [];
+  for (const dim of shape as unknown[]) {
+    if (!isNonNegativeSafeInteger(dim)) {
+      return fail(name, `"shape" must hold non-negative integers, got ${JSON.stringify(shape)}`);
+    }
+    // `+ 0` turns a JSON "-0" into 0 so it prints and compares like any other zero.
+    dims.push(dim + 0);
+  }
+  // A zero dimension makes the tensor empty whatever the others are; otherwise the
+  // product must stay exact, or the byte length check below would be meaningless.
+  const count = dims.includes(0) ? 0 : numElements(dims);
+  if (!Number.isSafeInteger(count)) fail(name, `shape ${formatShape(dims)} has too many elements`);
+
+  if (offsets === undefined) fail(name, `missing "data_offsets"`);
+  const [first, second, ...rest] = Array.isArray(offsets) ? (offsets as unknown[]) : [];
+  if (
+    !Array.isArray(offsets) ||
+    rest.length > 0 ||
+    !isNonNegativeSafeInteger(first) ||
+    !isNonNegativeSafeInteger(second)
+  ) {
+    return fail(
+      name,
+      `"data_offsets" must be two non-negative integers, got ${JSON.stringify(offsets)}`,
+    );
+  }
+  const begin = first + 0;
+  const end = second + 0;
+  if (begin > end) fail(name, `"data_offsets" [${begin},${end}] has begin > end`);
+  if (end > dataBytes) {
+    fail(name, `"data_offsets" [${begin},${end}] lie outside the ${dataBytes}-byte data section`);
+  }
+
+  const expectedBytes = count * ELEMENT_BYTES[fileDType];
+  if (end - begin !== expectedBytes) {
+    fail(
+      name,
+      `${fileDType}${formatShape(dims)} needs ${expectedBytes} bytes but "data_offsets" ` +
+        `[${begin},${end}] span ${end - begin}`,
+    );
+  }
+  return { name, dtype: fileDType, shape: dims, begin, end };
+}
+
+/** Sorting by begin makes any overlap show up between neighbours. */
+function checkNoOverlap(entries: readonly TensorEntry[], fail: Fail): void {
+  // Zero-size tensors occupy no bytes, so they cannot collide with anything.
+  const occupied = entries
+    .filter((entry) => entry.end > entry.begin)
+    .sort((a, b) => a.begin - b.begin || a.end - b.end);
+  let previous: TensorEntry | undefined;
+  for (const entry of occupied) {
+    if (previous !== undefined && entry.begin < previous.end) {
+      fail(
+        entry.name,
+        `bytes [${entry.begin},${entry.end}] overlap tensor "${previous.name}" ` +
+          `at [${previous.begin},${previous.end}]`,
+      );
+    }
+    // Ranges are checked pairwise in begin order; keep the one reaching furthest.
+    if (previous === undefined || entry.end > previous.end) previous = entry;
+  }
+}
+
+function decodeTensor(entry: TensorEntry, raw: Uint8Array, fail: Fail): HostTensor {
+  switch (entry.dtype) {
+    case "F32":
+      // Same bits, reinterpreted: the words are already in host byte order.
+      return f32Tensor(entry.shape, new Float32Array(readWordsLittleEndian(raw).buffer));
+    case "I32":
+      return i32Tensor(entry.shape, readWordsLittleEndian(raw));
+    case "I64":
+      return i32Tensor(entry.shape, narrowInt64(entry.name, raw, fail));
+    default:
+      return entry.dtype satisfies never;
+  }
+}
+
+/**
+ * Narrows little-endian int64 values to int32. A value fits exactly when its high word
+ * is the sign extension of its low word, which avoids a BigInt per element.
+ */
+function narrowInt64(name: string, raw: Uint8Array, fail: Fail): Int32Array {
+  const words = readWordsLittleEndian(raw);
+  const values = new Int32Array(words.length / 2);
+  for (let i = 0; i < values.length; i++) {
+    const low = words[2 * i]!;
+    const high = words[2 * i + 1]!;
+    if (high !== low >> 31) {
+      const view = new DataView(raw.buffer, raw.byteOffset, raw.byteLength);
+      fail(
+        name,
+        `I64 value ${view.getBigInt64(8 * i, true)} at flat index ${i} is outside the int32 ` +
+          `range [-2147483648, 2147483647]`,
+      );
+    }
+    values[i] = low;
+  }
+  return values;
+}
+
+/**
+ * Copies little-endian 32-bit words into a fresh, 4-aligned buffer in host byte order.
+ * The copy is needed anyway: tensor offsets in a file need not be aligned, and typed
+ * array views require alignment.
+ */
+function readWordsLittleEndian(raw: Uint8Array): Int32Array {
+  const words = new Int32Array(raw.byteLength / 4);
+  if (HOST_IS_LITTLE_ENDIAN) {
+    new Uint8Array(words.buffer).set(raw);
+  } else {
+    const view = new DataView(raw.buffer, raw.byteOffset, raw.byteLength);
+    for (let i = 0; i < words.length; i++) words[i] = view.getInt32(4 * i, true);
+  }
+  return words;
+}
+
+// ---------------------------------------------------------------------------------------
+// Writing
+// ---------------------------------------------------------------------------------------
+
+/** Encodes tensors (and optional metadata) as a safetensors file image. */
+export function serializeSafetensors(
+  tensors: TensorInput,
+  metadata?: Record<string, string>,
+): Uint8Array {
+  return serialize(tensors, metadata, IN_MEMORY_LABEL);
+}
+
+/**
+ * Writes a safetensors file atomically: the bytes go to a temporary file in the same
+ * directory (so the rename cannot cross file systems), are flushed, and the temporary
+ * file is renamed over `path`. Readers therefore see either the old file or the complete
+ * new one. On any failure the temporary file is removed and `path` is left untouched.
+ */
+export async function writeSafetensors(
+  path: string,
+  tensors: TensorInput,
+  metadata?: Record<string, string>,
+): Promise<void> {
+  // Serialize first so that invalid tensors fail before anything touches the disk.
+  const bytes = serialize(tensors, metadata, path);
+  const tempPath = join(
+    dirname(path),
+    `.${basename(path)}.${process.pid}.${randomBytes(6).toString("hex")}.tmp`,
+  );
+  let handle: FileHandle | undefined;
+  try {
+    // "wx": never clobber an existing file that happens to have the temporary name.
+    handle = await open(tempPath, "wx");
+    await handle.writeFile(bytes);
+    await handle.sync();
+    const opened = handle;
+    handle = undefined;
+    await opened.close();
+    await rename(tempPath, path);
+  } catch (error) {
+    await handle?.close().catch(() => undefined);
+    await rm(tempPath, { force: true }).catch(() => undefined);
+    throw error;
+  }
+}
+
+interface PlannedTensor {
+  readonly name: string;
+  readonly tensor: HostTensor;
+  readonly fileDType: "F32" | "I64";
+  readonly byteLength: number;
+  begin: number;
+}
+
+function serialize(
+  tensors: TensorInput,
+  metadata: Record<string, string> | undefined,
+  label: string,
+): Uint8Array {
+  const fail: Fail = (tensor, detail) => {
+    throw new SafetensorsError(label, tensor, detail);
+  };
+
+  const input: [string, HostTensor][] = isMap(tensors)
+    ? [...tensors.entries()]
+    : Object.entries(tensors);
+  const byName = input.sort(([a], [b]) => compareStrings(a, b));
+
+  const planned: PlannedTensor[] = byName.map(([name, tensor]) => {
+    checkWritable(name, tensor, fail);
+    const fileDType = tensor.dtype === "f32" ? "F32" : "I64";
+    const byteLength = tensor.data.length * ELEMENT_BYTES[fileDType];
+    return { name, tensor, fileDType, byteLength, begin: 0 };
+  });
+
+  // I64 before F32: the data section starts 8-aligned and I64 tensors are multiples of 8
+  // bytes, so every tensor lands aligned to its element size with no gaps.
+  let dataBytes = 0;
+  for (const fileDType of ["I64", "F32"] as const) {
+    for (const entry of planned) {
+      if (entry.fileDType !== fileDType) continue;
+      entry.begin = dataBytes;
+      dataBytes += entry.byteLength;
+    }
+  }
+
+  const headerBytes = encodeHeader(planned, metadata, fail);
+  const output = new Uint8Array(PREFIX_BYTES + headerBytes.byteLength + dataBytes);
+  new DataView(output.buffer).setBigUint64(0, BigInt(headerBytes.byteLength), true);
+  output.set(headerBytes, PREFIX_BYTES);
+  const data = output.subarray(PREFIX_BYTES + headerBytes.byteLength);
+  for (const entry of planned) {
+    writeTensorData(entry, data.subarray(entry.begin, entry.begin + entry.byteLength));
+  }
+  return output;
+}
+
+function checkWritable(name: string, tensor: HostTensor, fail: Fail): void {
+  if (name === METADATA_KEY) fail(name, `"${METADATA_KEY}" is reserved for metadata`);
+  // HostTensor rules this out statically; check anyway for callers outside TypeScript.
+  const dtype: unknown = tensor.dtype;
+  if (dtype !== "f32" && dtype !== "i32") {
+    fail(name, `cannot write dtype ${JSON.stringify(dtype)}; expected f32 or i32`);
+  }
+  const expectedArray = tensor.dtype === "f32" ? Float32Array : Int32Array;
+  if (!(tensor.data instanceof expectedArray)) {
+    fail(name, `${tensor.dtype} tensor data must be a ${expectedArray.name}`);
+  }
+  if (!tensor.shape.every(isNonNegativeSafeInteger)) {
+    fail(name, `shape ${formatShape(tensor.shape)} must hold non-negative integers`);
+  }
+  const count = tensor.shape.includes(0) ? 0 : numElements(tensor.shape);
+  if (tensor.data.length !== count) {
+    fail(
+      name,
+      `shape ${formatShape(tensor.shape)} needs ${count} values, data has ${tensor.data.length}`,
+    );
+  }
+}
+
+/**
+ * Builds the JSON header by hand rather than with JSON.stringify on one object: JS
+ * objects enumerate integer-like keys first, which would break the sorted-by-name order.
+ */
+function encodeHeader(
+  planned: readonly PlannedTensor[],
+  metadata: Record<string, string> | undefined,
+  fail: Fail,
+): Uint8Array {
+  const members: string[] = [];
+  if (metadata !== undefined) {
+    const pairs = Object.entries(metadata).sort(([a], [b]) => compareStrings(a, b));
+    for (const [key, value] of pairs) {
+      if (typeof value !== "string") {
+        fail(undefined, `metadata value for key ${JSON.stringify(key)} must be a string`);
+      }
+    }
+    const body = pairs.map(([key, value]) => `${JSON.stringify(key)}:${JSON.stringify(value)}`);
+    members.push(`${JSON.stringify(METADATA_KEY)}:{${body.join(",")}}`);
+  }
+  for (const entry of planned) {
+    const info =
+      `{"dtype":"${entry.fileDType}","shape":[${entry.tensor.shape.join(",")}],` +
+      `"data_offsets":[${entry.begin},${entry.begin + entry.byteLength}]}`;
+    members.push(`${JSON.stringify(entry.name)}:${info}`);
+  }
+  const json = new TextEncoder().encode(`{${members.join(",")}}`);
+  // Pad with spaces to a multiple of 8 so the data section starts 8-aligned in the file.
+  const padded = new Uint8Array(Math.ceil(json.byteLength / 8) * 8).fill(0x20);
+  padded.set(json);
+  return padded;
+}
+
+function writeTensorData(entry: PlannedTensor, target: Uint8Array): void {
+  const { tensor } = entry;
+  if (tensor.dtype === "f32") {
+    // View the floats as 32-bit words so their bits are copied exactly (NaN payloads too).
+    const words = new Int32Array(tensor.data.buffer, tensor.data.byteOffset, tensor.data.length);
+    writeWordsLittleEndian(words, target);
+    return;
+  }
+  // Widen to I64: low word is the value, high word its sign extension.
+  const words = new Int32Array(tensor.data.length * 2);
+  for (let i = 0; i < tensor.data.length; i++) {
+    const value = tensor.data[i]!;
+    words[2 * i] = value;
+    words[2 * i + 1] = value >> 31;
+  }
+  writeWordsLittleEndian(words, target);
+}
+
+function writeWordsLittleEndian(words: Int32Array, target: Uint8Array): void {
+  if (HOST_IS_LITTLE_ENDIAN) {
+    target.set(new Uint8Array(words.buffer, words.byteOffset, words.byteLength));
+  } else {
+    const view = new DataView(target.buffer, target.byteOffset, target.byteLength);
+    for (let i = 0; i < words.length; i++) view.setInt32(4 * i, words[i]!, true);
+  }
+}
+
+// ---------------------------------------------------------------------------------------
+// Helpers
+// ---------------------------------------------------------------------------------------
+
+function isMap(tensors: TensorInput): tensors is ReadonlyMap<string, HostTensor> {
+  return tensors instanceof Map;
+}
+
+function isPlainObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === "object" && value !== null && !Array.isArray(value);
+}
+
+function isNonNegativeSafeInteger(value: unknown): value is number {
+  return typeof value === "number" && Number.isSafeInteger(value) && value >= 0;
+}
+
+/** Code-unit order, independent of locale, so output bytes are reproducible. */
+function compareStrings(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0;
+}
+
+function describeJsonType(value: unknown): string {
+  if (value === null) return "null";
+  if (Array.isArray(value)) return "an array";
+  if (typeof value === "object") return "an object";
+  return `a ${typeof value}`;
+}
+
+function describeError(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}

@@ -1,0 +1,33 @@
+import { attention, blockSparseAttention } from "./attention.js";
+import type { OpTable } from "./def.js";
+import { add, gelu, layerNorm, linear, mul, reshape } from "./dense.js";
+import { meanTokens, patchEmbed, prependTokens } from "./embedding.js";
+import { constant, input, weight } from "./sources.js";
+import { gather, tokenScores, topK } from "./tokens.js";
+
+export type { OpDef, OpTable } from "./def.js";
+export { relPosTableRows } from "./attention.js";
+export type { OpAttrs, OpFamily, OpKind, RelPosBiasAttrs } from "./types.js";
+
+/** The op table: every kind's family, arity and shape rule. */
+export const OPS: OpTable = {
+  input,
+  weight,
+  constant,
+  linear,
+  add,
+  mul,
+  gelu,
+  layerNorm,
+  reshape,
+  patchEmbed,
+  prependTokens,
+  meanTokens,
+  attention,
+  blockSparseAttention,
+  tokenScores,
+  topK,
+  gather,
+};
+
+export const OP_KINDS = Object.keys(OPS) as (keyof OpTable)[];

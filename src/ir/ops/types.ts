@@ -1,0 +1,95 @@
+import type { AttentionPattern, PaddingMode } from "../pattern.js";
+import type { HostTensor, TensorType } from "../tensor.js";
+
+/**
+ * Every op kind and its attributes, in one table. Adding a kind here makes `tsc` fail until
+ * its shape rule (ops/index.ts), cost rule (src/cost), reference kernel and every backend's
+ * lowering table handle it: those are all mapped types over `OpKind`.
+ *
+ * Shapes below use B = batch, N = tokens (G global + L local), C = hidden, H = heads.
+ */
+export interface OpAttrs {
+  // ---- sources ---------------------------------------------------------------------------
+  /** A run-time input, bound by name when the compiled graph runs. */
+  input: { readonly name: string; readonly type: TensorType };
+  /** A parameter, named by its key in the reference model's state_dict. */
+  weight: { readonly name: string; readonly type: TensorType };
+  /** A compile-time constant (token orders, index tables). */
+  constant: { readonly name: string; readonly value: HostTensor };
+
+  // ---- dense math ------------------------------------------------------------------------
+  /** y = x Wᵀ + b over the last axis; x [..., in], W [out, in], optional b [out]. */
+  linear: Record<string, never>;
+  /** Elementwise a + b with NumPy broadcasting. */
+  add: Record<string, never>;
+  /** Elementwise a * b with NumPy broadcasting (layer scale, masks). */
+  mul: Record<string, never>;
+  /** GELU, exact form: x * (1 + erf(x / sqrt 2)) / 2. */
+  gelu: Record<string, never>;
+  /** (x - mean) / sqrt(var + eps) * gamma + beta over the last axis (biased variance). */
+  layerNorm: { readonly eps: number };
+  /** Same elements, new static shape. */
+  reshape: { readonly shape: readonly number[] };
+
+  // ---- embedding and pooling ---------------------------------------------------------------
+  /**
+   * Video patch embedding: a Conv2d with kernel = stride = patch applied to every frame;
+   * pixels [B, T, Cin, Hpx, Wpx] -> [B, T * (Hpx/p) * (Wpx/p), C], patches row-major per
+   * frame, frames in order.
+   */
+  patchEmbed: { readonly patchSize: number };
+  /** [prefix (broadcast over batch), x] along the token axis: [1|B, P, C] + [B, N, C] -> [B, P+N, C]. */
+  prependTokens: Record<string, never>;
+  /** Mean over tokens skip..N-1: [B, N, C] -> [B, C] (BEiT's mean-pooling head). */
+  meanTokens: { readonly skip: number };
+
+  // ---- attention -----------------------------------------------------------------------------
+  /**
+   * Dense multi-head attention, softmax(q kᵀ / sqrt(d) + bias + mask) v per head.
+   * Inputs: q [B, Nq, C], k [B, Nk, C], v [B, Nk, C], then, in this order and only when
+   * enabled by the attributes: mask [B, Nk] (additive), relative-position bias table
+   * [(2T-1)(2H-1)(2W-1)+3, H] and token index i32 [1|B, Nq - 1] (original positions of the
+   * local tokens). Outputs: context [B, Nq, C] and probabilities [B, H, R, Nk] with R =
+   * numCls rows ("cls") or all Nq rows ("all").
+   */
+  attention: {
+    readonly heads: number;
+    readonly numCls: number;
+    readonly probs: "cls" | "all";
+    readonly mask: boolean;
+    readonly relPosBias: RelPosBiasAttrs | null;
+  };
+  /**
+   * Block-sparse self-attention over the pattern's token graph (see pattern.ts): global
+   * queries are dense; local query block m reads the global keys plus its layout row.
+   * Inputs: q, k, v [B, N, C], then table and token index when relPosBias is set.
+   * Outputs: context [B, N, C] and the global rows' probabilities [B, H, G, N].
+   */
+  blockSparseAttention: {
+    readonly heads: number;
+    readonly pattern: AttentionPattern;
+    readonly padding: PaddingMode;
+    readonly relPosBias: RelPosBiasAttrs | null;
+  };
+
+  // ---- token selection (node sparsity) ---------------------------------------------------------
+  /** Mean over heads of probs[:, :, row, skip:]: [B, H, R, K] -> [B, K - skip]. */
+  tokenScores: { readonly row: number; readonly skip: number };
+  /** Indices (i32) of the k largest scores per batch row, sorted ascending: [B, L] -> [B, k]. */
+  topK: { readonly k: number };
+  /**
+   * Keeps the first keepPrefix entries along `axis`, then entries keepPrefix + idx[b, i]:
+   * x [.., D, ..] with idx i32 [B|1, k] -> [.., keepPrefix + k, ..]. Batch (axis 0) of x
+   * and idx broadcast from 1.
+   */
+  gather: { readonly axis: number; readonly keepPrefix: number };
+}
+
+/** 3-D relative position bias over a (T, H, W) token window with one CLS token. */
+export interface RelPosBiasAttrs {
+  readonly window: readonly [number, number, number];
+}
+
+export type OpKind = keyof OpAttrs;
+
+export type OpFamily = "source" | "dense" | "embedding" | "attention" | "tokens";

@@ -1,0 +1,65 @@
+import { GraphBuilder, metaOf } from "./builder.js";
+import type { AnyNode, Graph, TensorRef } from "./graph.js";
+
+export interface RewriteContext {
+  /** The builder of the new graph: emit replacement nodes here. */
+  readonly builder: GraphBuilder;
+  /** This node's inputs, already mapped into the new graph. */
+  readonly inputs: readonly TensorRef[];
+  /** Re-emits this node unchanged but for the given inputs (default: the mapped ones). */
+  copy(inputs?: readonly TensorRef[]): TensorRef[];
+  /** Maps a ref of the old graph (of an earlier node) into the new graph. */
+  map(ref: TensorRef): TensorRef;
+}
+
+/**
+ * A node visitor: return the new graph's refs standing for this node's outputs, or
+ * undefined to copy the node as it is (with mapped inputs).
+ */
+export type RewriteVisitor = (
+  node: AnyNode,
+  context: RewriteContext,
+) => readonly TensorRef[] | undefined;
+
+/**
+ * The one rewrite driver every transforming pass uses. Walks the graph in order, lets the
+ * visitor replace each node, and rebuilds the rest. Because every node is re-added through
+ * the builder, output types are re-inferred: a pass that shrinks the token count at one
+ * node (token pruning) gets every later shape updated for free, and a rewrite that breaks
+ * a shape rule fails right there, naming the node.
+ *
+ * `finish` may add outputs to the new graph after all nodes are mapped.
+ */
+export function rewriteGraph(
+  graph: Graph,
+  visit: RewriteVisitor,
+  finish?: (builder: GraphBuilder, map: (ref: TensorRef) => TensorRef) => void,
+): Graph {
+  const builder = new GraphBuilder(graph.name);
+  const mapped: (readonly TensorRef[])[] = [];
+  const map = (ref: TensorRef): TensorRef => {
+    const refs = mapped[ref.node];
+    const out = refs?.[ref.output];
+    if (out === undefined)
+      throw new RangeError(
+        `rewrite of ${graph.name}: %${ref.node}:${ref.output} is not mapped yet`,
+      );
+    return out;
+  };
+  for (const node of graph.nodes) {
+    const inputs = node.inputs.map(map);
+    const copy = (newInputs: readonly TensorRef[] = inputs): TensorRef[] =>
+      builder.add(node.op, newInputs, node.attrs as never, metaOf(node));
+    const replacement = visit(node, { builder, inputs, copy, map });
+    const outputs = replacement ?? copy();
+    if (outputs.length !== node.outputs.length) {
+      throw new RangeError(
+        `rewrite of ${graph.name}: %${node.id} ${node.op} has ${node.outputs.length} outputs, replacement gave ${outputs.length}`,
+      );
+    }
+    mapped[node.id] = outputs;
+  }
+  for (const out of graph.outputs) builder.output(out.name, map(out.ref));
+  finish?.(builder, map);
+  return builder.build();
+}
