@@ -266,8 +266,8 @@ function checkNoOverlap(entries: readonly TensorEntry[], fail: Fail): void {
           `at [${previous.begin},${previous.end}]`,
       );
     }
-    // Ranges are checked pairwise in begin order; keep the one reaching furthest.
-    if (previous === undefined || entry.end > previous.end) previous = entry;
+    // No overlap means entry.begin >= previous.end, so entry now reaches furthest.
+    previous = entry;
   }
 }
 
