@@ -10,12 +10,20 @@ export interface TensorRef {
 /**
  * What a node is for, where passes need to find it without pattern-matching the
  * surrounding math. Set by model builders.
+ * - encoderInput: the token sequence entering the first encoder layer (CLS first).
  * - layerOutput: the hidden states leaving transformer layer `layer`.
  * - tokenIndex: original positions (i32 [1|B, L]) of the local tokens entering the encoder.
+ * - crossAttention: a multimodal layer's text-to-video attention.
  * - visualTokens / visualMask: the video tokens and their additive mask that a multimodal
  *   layer cross-attends to.
  */
-export type NodeRole = "layerOutput" | "tokenIndex" | "visualTokens" | "visualMask";
+export type NodeRole =
+  | "encoderInput"
+  | "layerOutput"
+  | "tokenIndex"
+  | "crossAttention"
+  | "visualTokens"
+  | "visualMask";
 
 /** Where a node comes from: a dotted scope (state_dict style), the layer, a role. */
 export interface NodeMeta {

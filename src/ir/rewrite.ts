@@ -13,13 +13,14 @@ export interface RewriteContext {
 }
 
 /**
- * A node visitor: return the new graph's refs standing for this node's outputs, or
- * undefined to copy the node as it is (with mapped inputs).
+ * A node visitor: return the new graph's refs standing for this node's outputs, undefined
+ * to copy the node as it is (with mapped inputs), or null to drop it (any later use of its
+ * outputs is then an error).
  */
 export type RewriteVisitor = (
   node: AnyNode,
   context: RewriteContext,
-) => readonly TensorRef[] | undefined;
+) => readonly TensorRef[] | undefined | null;
 
 /**
  * The one rewrite driver every transforming pass uses. Walks the graph in order, lets the
@@ -36,22 +37,41 @@ export function rewriteGraph(
   finish?: (builder: GraphBuilder, map: (ref: TensorRef) => TensorRef) => void,
 ): Graph {
   const builder = new GraphBuilder(graph.name);
-  const mapped: (readonly TensorRef[])[] = [];
+  // New-graph refs of each old node's outputs; null for dropped nodes.
+  const mapped: (readonly TensorRef[] | null)[] = [];
   const map = (ref: TensorRef): TensorRef => {
     const refs = mapped[ref.node];
+    if (refs === null) {
+      throw new RangeError(`rewrite of ${graph.name}: %${ref.node} was dropped but is still used`);
+    }
     const out = refs?.[ref.output];
-    if (out === undefined)
-      throw new RangeError(
-        `rewrite of ${graph.name}: %${ref.node}:${ref.output} is not mapped yet`,
-      );
+    if (out === undefined) {
+      throw new RangeError(`rewrite of ${graph.name}: %${ref.node}:${ref.output} is not mapped yet`);
+    }
     return out;
   };
   for (const node of graph.nodes) {
-    const inputs = node.inputs.map(map);
-    const copy = (newInputs: readonly TensorRef[] = inputs): TensorRef[] =>
-      builder.add(node.op, newInputs, node.attrs as never, metaOf(node));
-    const replacement = visit(node, { builder, inputs, copy, map });
-    const outputs = replacement ?? copy();
+    // Mapped lazily: the inputs of a node being dropped may be dropped too.
+    let inputs: readonly TensorRef[] | undefined;
+    const inputsOf = (): readonly TensorRef[] => {
+      inputs ??= node.inputs.map(map);
+      return inputs;
+    };
+    const context: RewriteContext = {
+      builder,
+      get inputs() {
+        return inputsOf();
+      },
+      copy: (newInputs?: readonly TensorRef[]) =>
+        builder.add(node.op, newInputs ?? inputsOf(), node.attrs as never, metaOf(node)),
+      map,
+    };
+    const replacement = visit(node, context);
+    if (replacement === null) {
+      mapped[node.id] = null;
+      continue;
+    }
+    const outputs = replacement ?? context.copy();
     if (outputs.length !== node.outputs.length) {
       throw new RangeError(
         `rewrite of ${graph.name}: %${node.id} ${node.op} has ${node.outputs.length} outputs, replacement gave ${outputs.length}`,

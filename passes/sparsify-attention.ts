@@ -1,0 +1,131 @@
+/**
+ * sparsify-attention: edge sparsity.
+ *
+ * Matches dense self-attention nodes of the vision encoder (probs "cls", no mask, Nq = Nk,
+ * at least one global token) in the chosen layers and replaces each with a
+ * blockSparseAttention node whose pattern is derived for the node's own token count, so
+ * layers after a token drop get a layout for their smaller sequence.
+ *
+ * Declines: cross-attention and text attention (masked, or all-row probabilities), and
+ * layers not listed. Patterns come from the SViTT rule (local + seeded random blocks, or
+ * explicit random blocks per layer as in the conformance cases) or from a user function.
+ *
+ * Contract: a layout that covers every block, with padding "masked" (or no padding), gives
+ * the dense result; otherwise results equal the authors' sparse attention within the
+ * conformance tolerances. Run it after prune-tokens when both are used.
+ */
+import { ConfigError } from "../src/ir/errors.js";
+import { isOp } from "../src/ir/graph.js";
+import type { AttentionPattern, BlockLayout, PaddingMode } from "../src/ir/pattern.js";
+import { rewriteGraph } from "../src/ir/rewrite.js";
+import type { Pass } from "../src/pass-manager.js";
+import { svittPattern } from "../src/patterns/layouts.js";
+
+/** What a custom pattern function is told about the attention node it replaces. */
+export interface AttentionSite {
+  readonly layer: number | null;
+  readonly nodeName: string;
+  readonly localTokens: number;
+  readonly globalTokens: number;
+  readonly heads: number;
+}
+
+export type PatternSource =
+  | {
+      readonly kind: "svitt";
+      readonly blockSize: number;
+      readonly local: number;
+      readonly random: number;
+      readonly seed: number;
+      readonly perHead: boolean;
+      /** Explicit random blocks [M][random] for some layers, overriding the seed there. */
+      readonly randomBlocks?: ReadonlyMap<number, readonly (readonly number[])[]>;
+    }
+  | {
+      readonly kind: "custom";
+      readonly blockSize: number;
+      readonly label: string;
+      readonly layout: (site: AttentionSite) => BlockLayout;
+    };
+
+export interface SparsifyAttentionOptions {
+  readonly pattern: PatternSource;
+  readonly padding: PaddingMode;
+  /** Layers to sparsify; all encoder layers when omitted. */
+  readonly layers?: readonly number[];
+}
+
+function patternFor(source: PatternSource, site: AttentionSite): AttentionPattern {
+  const where = `layer ${site.layer ?? "?"} (${site.localTokens} local tokens)`;
+  if (source.kind === "custom") {
+    return {
+      globalTokens: site.globalTokens,
+      blockSize: source.blockSize,
+      layout: source.layout(site),
+      origin: { kind: "custom", label: source.label },
+    };
+  }
+  const explicit = site.layer === null ? undefined : source.randomBlocks?.get(site.layer);
+  return svittPattern(
+    {
+      localTokens: site.localTokens,
+      blockSize: source.blockSize,
+      local: source.local,
+      random: source.random,
+      heads: source.perHead ? site.heads : 1,
+      randomBlocks:
+        explicit !== undefined
+          ? { explicit }
+          : { seed: source.seed, stream: `attention/layer${site.layer ?? site.nodeName}` },
+    },
+    site.globalTokens,
+    where,
+  );
+}
+
+export function sparsifyAttention(options: SparsifyAttentionOptions): Pass {
+  return {
+    name: "sparsify-attention",
+    description: "replace dense self-attention by block-sparse attention (CLS global + local + random blocks)",
+    run(graph) {
+      const layers = options.layers === undefined ? null : new Set(options.layers);
+      let replaced = 0;
+      const result = rewriteGraph(graph, (node, { builder, inputs }) => {
+        if (!isOp(node, "attention")) return undefined;
+        const { attrs } = node;
+        const [q, k] = node.inputs.map((ref) => graph.nodes[ref.node]!.outputs[ref.output]!);
+        const tokens = q!.shape[1]!;
+        const selfAttention = tokens === k!.shape[1];
+        if (attrs.probs !== "cls" || attrs.mask || !selfAttention || attrs.numCls < 1) return undefined;
+        if (layers !== null && (node.layer === null || !layers.has(node.layer))) return undefined;
+        const site: AttentionSite = {
+          layer: node.layer,
+          nodeName: node.name,
+          localTokens: tokens - attrs.numCls,
+          globalTokens: attrs.numCls,
+          heads: attrs.heads,
+        };
+        replaced += 1;
+        // attention inputs: q, k, v, [table, tokenIndex]; block-sparse takes the same list.
+        return builder.add(
+          "blockSparseAttention",
+          inputs,
+          {
+            heads: attrs.heads,
+            pattern: patternFor(options.pattern, site),
+            padding: options.padding,
+            relPosBias: attrs.relPosBias,
+          },
+          { name: node.name, layer: node.layer, role: node.role },
+        );
+      });
+      if (layers !== null && replaced < layers.size) {
+        throw new ConfigError(
+          "sparsity.attention.layers",
+          `asked to sparsify layers ${[...layers].join(", ")} but only ${replaced} matching attention nodes were found in ${graph.name}`,
+        );
+      }
+      return result;
+    },
+  };
+}

@@ -1,0 +1,179 @@
+import { GraphBuilder } from "../ir/builder.js";
+import type { Graph, TensorRef } from "../ir/graph.js";
+import { relPosTableRows } from "../ir/ops/index.js";
+import { i32Tensor } from "../ir/tensor.js";
+import { type BeitConfig, checkVisionSpec, tokenWindow, type VisionModelSpec } from "./config.js";
+
+/**
+ * Builders for the BEiT vision encoder of SViTT, as dense graphs. Sparsity is not built
+ * here: passes add it (sparsify-attention for edges, prune-tokens for nodes), so one
+ * builder serves dense baselines, the SViTT curriculum and users' own patterns.
+ *
+ * Weight keys follow the reference state_dict (models/sparse_xbeit.py), so converted
+ * checkpoints load by name. Shapes: B batch, N = 1 + L tokens (CLS first), C hidden.
+ */
+
+export type Window = readonly [number, number, number];
+
+export interface AttentionResult {
+  /** Context with heads joined, before the output projection: [B, N, C]. */
+  readonly context: TensorRef;
+  /** CLS rows of the attention probabilities: [B, H, numCls, N]. */
+  readonly clsProbs: TensorRef;
+}
+
+export interface LayerResult extends AttentionResult {
+  readonly output: TensorRef;
+}
+
+/** The initial token index: local token i sits at original position i. */
+export function identityTokenIndex(b: GraphBuilder, localTokens: number): TensorRef {
+  const values = new Int32Array(localTokens);
+  for (let i = 0; i < localTokens; i++) values[i] = i;
+  return b.constant("token_index", i32Tensor([1, localTokens], values), "tokenIndex");
+}
+
+/**
+ * BeitSelfAttention: q = x Wqᵀ + bq, k = x Wkᵀ (no bias), v = x Wvᵀ + bv, then dense
+ * multi-head attention with the layer's own 3-D relative position bias when `window` is set.
+ */
+export function beitSelfAttention(
+  b: GraphBuilder,
+  x: TensorRef,
+  config: BeitConfig,
+  tokenIndex: TensorRef,
+  window: Window | null,
+): AttentionResult {
+  const c = config.hiddenSize;
+  const q = b.withScope("query", () => b.add1("linear", [x, b.weight("weight", [c, c]), b.weight("bias", [c])], {}));
+  const k = b.withScope("key", () => b.add1("linear", [x, b.weight("weight", [c, c])], {}));
+  const v = b.withScope("value", () => b.add1("linear", [x, b.weight("weight", [c, c]), b.weight("bias", [c])], {}));
+  const inputs = [q, k, v];
+  if (window !== null) {
+    const table = b.weight("relative_position_bias.relative_position_bias_table", [
+      relPosTableRows(window),
+      config.numHeads,
+    ]);
+    inputs.push(table, tokenIndex);
+  }
+  const [context, clsProbs] = b.add("attention", inputs, {
+    heads: config.numHeads,
+    numCls: config.numClsTokens,
+    probs: "cls",
+    mask: false,
+    relPosBias: window === null ? null : { window },
+  });
+  return { context: context!, clsProbs: clsProbs! };
+}
+
+function layerNorm(b: GraphBuilder, x: TensorRef, scope: string, config: BeitConfig): TensorRef {
+  const c = config.hiddenSize;
+  return b.withScope(scope, () =>
+    b.add1("layerNorm", [x, b.weight("weight", [c]), b.weight("bias", [c])], { eps: config.layerNormEps }),
+  );
+}
+
+function dense(b: GraphBuilder, x: TensorRef, scope: string, inFeatures: number, outFeatures: number): TensorRef {
+  return b.withScope(scope, () =>
+    b.add1("linear", [x, b.weight("weight", [outFeatures, inFeatures]), b.weight("bias", [outFeatures])], {}),
+  );
+}
+
+/**
+ * BeitLayer (pre-LayerNorm, layer scale):
+ *   h   = x + λ1 ⊙ Wo · Attn(LN_before(x))
+ *   out = h + λ2 ⊙ W2 · GELU(W1 · LN_after(h))
+ */
+export function beitLayer(
+  b: GraphBuilder,
+  x: TensorRef,
+  config: BeitConfig,
+  layer: number,
+  tokenIndex: TensorRef,
+  window: Window | null,
+): LayerResult {
+  const c = config.hiddenSize;
+  return b.inLayer(layer, () => {
+    const normed = layerNorm(b, x, "layernorm_before", config);
+    const attention = b.withScope("attention.attention", () => beitSelfAttention(b, normed, config, tokenIndex, window));
+    let attended = dense(b, attention.context, "attention.output.dense", c, c);
+    if (config.layerScale) attended = b.withScope("lambda_1", () => b.add1("mul", [attended, b.weight("", [c])], {}));
+    const hidden = b.add1("add", [attended, x], {}, { name: b.scopedName("residual_1") });
+    const ffnIn = layerNorm(b, hidden, "layernorm_after", config);
+    const up = b.add1("gelu", [dense(b, ffnIn, "intermediate.dense", c, config.intermediateSize)], {});
+    let down = dense(b, up, "output.dense", config.intermediateSize, c);
+    if (config.layerScale) down = b.withScope("lambda_2", () => b.add1("mul", [down, b.weight("", [c])], {}));
+    const output = b.add1("add", [down, hidden], {}, { name: b.scopedName("residual_2"), role: "layerOutput" });
+    return { ...attention, output };
+  });
+}
+
+export interface EncoderOutputs {
+  /** Expose every layer's input as "hidden_states.i" and CLS probabilities as "cls_attention_probs.layerI". */
+  readonly diagnostics: boolean;
+}
+
+/**
+ * BeitEncoder: the layers in sequence, scope "layer.i". Token dropping and reordering are
+ * added later by passes; here every layer sees the same L tokens. The caller tags `x`
+ * with the role "encoderInput" (token reordering starts there).
+ */
+export function beitEncoder(
+  b: GraphBuilder,
+  x: TensorRef,
+  config: BeitConfig,
+  window: Window,
+  tokenIndex: TensorRef,
+  outputs: EncoderOutputs,
+): TensorRef {
+  let hidden = x;
+  for (let i = 0; i < config.numLayers; i++) {
+    if (outputs.diagnostics) b.output(`hidden_states.${i}`, hidden);
+    const layer = b.withScope(`layer.${i}`, () =>
+      beitLayer(b, hidden, config, i, tokenIndex, config.relPosBias ? window : null),
+    );
+    if (outputs.diagnostics) b.output(`cls_attention_probs.layer${i}`, layer.clsProbs);
+    hidden = layer.output;
+  }
+  return hidden;
+}
+
+/**
+ * BeitModel for video: Conv2d patch embedding of every frame, CLS token prepended (no
+ * absolute position embedding), the encoder, then the mean-pooling head
+ * LayerNorm(mean of the non-CLS tokens).
+ */
+export function buildVisionModel(spec: VisionModelSpec, options: { diagnostics?: boolean } = {}): Graph {
+  checkVisionSpec(spec);
+  const { model, frames, batch } = spec;
+  const window = tokenWindow(model, frames);
+  const c = model.hiddenSize;
+  const p = model.patchSize;
+  const b = new GraphBuilder(`beit_${frames}f`);
+  const pixels = b.input("pixel_values", {
+    dtype: "f32",
+    shape: [batch, frames, model.channels, model.imageSize, model.imageSize],
+  });
+  const embedded = b.withScope("embeddings", () => {
+    const patches = b.withScope("patch_embeddings.projection", () =>
+      b.add1("patchEmbed", [pixels, b.weight("weight", [c, model.channels, p, p]), b.weight("bias", [c])], {
+        patchSize: p,
+      }),
+    );
+    return b.add1("prependTokens", [b.weight("cls_token", [1, 1, c]), patches], {}, { role: "encoderInput" });
+  });
+  const localTokens = window[0] * window[1] * window[2];
+  const tokenIndex = identityTokenIndex(b, localTokens);
+  const last = b.withScope("encoder", () =>
+    beitEncoder(b, embedded, model, window, tokenIndex, { diagnostics: options.diagnostics ?? false }),
+  );
+  b.output("last_hidden_state", last);
+  const pooled = b.withScope("pooler", () => {
+    const mean = b.add1("meanTokens", [last], { skip: model.numClsTokens });
+    return b.withScope("layernorm", () =>
+      b.add1("layerNorm", [mean, b.weight("weight", [c]), b.weight("bias", [c])], { eps: model.layerNormEps }),
+    );
+  });
+  b.output("pooler_output", pooled);
+  return b.build();
+}
