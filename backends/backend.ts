@@ -15,7 +15,9 @@ export interface Backend {
   compile(graph: Graph, weights: WeightStore, options?: CompileOptions): Promise<Executable>;
 }
 
-export type Availability = { readonly ok: true; readonly detail: string } | { readonly ok: false; readonly reason: string };
+export type Availability =
+  | { readonly ok: true; readonly detail: string }
+  | { readonly ok: false; readonly reason: string };
 
 export interface CompileOptions {
   /** Intra-op threads for backends that have them (onnx). */

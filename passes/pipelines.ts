@@ -25,11 +25,19 @@ export function visionPipeline(options: VisionPipelineOptions): Pass[] {
   const passes: Pass[] = [];
   // 1. Reorder first: later passes and the token index then speak in curve order.
   if (sparsity.tokenOrder !== "none") {
-    passes.push(reorderTokens({ kind: sparsity.tokenOrder, window: options.window, globalTokens: options.globalTokens }));
+    passes.push(
+      reorderTokens({
+        kind: sparsity.tokenOrder,
+        window: options.window,
+        globalTokens: options.globalTokens,
+      }),
+    );
   }
   // 2. Drop tokens before sparsifying, so each layer's block layout fits its token count.
   if (sparsity.tokens !== null) {
-    passes.push(pruneTokens({ keepRate: sparsity.tokens.keepRate, afterLayers: sparsity.tokens.dropAfter }));
+    passes.push(
+      pruneTokens({ keepRate: sparsity.tokens.keepRate, afterLayers: sparsity.tokens.dropAfter }),
+    );
   }
   // 3. Edge sparsity, layout per layer from its (possibly pruned) token count.
   if (sparsity.attention !== null) {

@@ -72,7 +72,10 @@ export function pruneTokens(options: PruneTokensOptions): Pass {
       }
       const tokenIndexNode = graph.nodes.find((n) => n.role === "tokenIndex");
       if (tokenIndexNode === undefined) {
-        throw new ConfigError("sparsity.tokens", `${graph.name} has no token index to track kept tokens`);
+        throw new ConfigError(
+          "sparsity.tokens",
+          `${graph.name} has no token index to track kept tokens`,
+        );
       }
       let originalIndex: TensorRef | null = null;
       let currentIndex: TensorRef | null = null;
@@ -92,20 +95,42 @@ export function pruneTokens(options: PruneTokensOptions): Pass {
             ? builder.add(node.op, rewired, node.attrs as never, node)
             : undefined;
         }
-        const meta = (suffix: string) => ({ name: `${node.name}.prune.${suffix}`, layer: node.layer, role: null });
-        const [hidden] = builder.add(node.op, rewired, node.attrs as never, { ...meta("input"), name: node.name });
+        const meta = (suffix: string) => ({
+          name: `${node.name}.prune.${suffix}`,
+          layer: node.layer,
+          role: null,
+        });
+        const [hidden] = builder.add(node.op, rewired, node.attrs as never, {
+          ...meta("input"),
+          name: node.name,
+        });
         const globals = globalTokensOf(site.attention);
         const localTokens = builder.shapeOf(hidden!)[1]! - globals;
         const probs = map({ node: site.attention.id, output: 1 });
-        const scores = builder.add1("tokenScores", [probs], { row: 0, skip: globals }, meta("scores"));
-        const keep = builder.add1("topK", [scores], { k: keptTokenCount(keepRate, localTokens) }, meta("topk"));
+        const scores = builder.add1(
+          "tokenScores",
+          [probs],
+          { row: 0, skip: globals },
+          meta("scores"),
+        );
+        const keep = builder.add1(
+          "topK",
+          [scores],
+          { k: keptTokenCount(keepRate, localTokens) },
+          meta("topk"),
+        );
         const pruned = builder.add1(
           "gather",
           [hidden!, keep],
           { axis: 1, keepPrefix: globals },
           { ...meta("tokens"), role: "layerOutput" },
         );
-        currentIndex = builder.add1("gather", [currentIndex!, keep], { axis: 1, keepPrefix: 0 }, meta("token_index"));
+        currentIndex = builder.add1(
+          "gather",
+          [currentIndex!, keep],
+          { axis: 1, keepPrefix: 0 },
+          meta("token_index"),
+        );
         builder.output(`token_idx.${drops}`, currentIndex);
         drops += 1;
         return [pruned];

@@ -35,16 +35,24 @@ export function pruneVisualTokens(options: PruneVisualTokensOptions): Pass {
     run(graph) {
       const keepRate = checkKeepRate("sparsity.visualTokens.keepRate", options.keepRate);
       if (keepRate === 1 || options.layers.length === 0) return graph;
-      const crossNodes = graph.nodes.filter((n) => n.role === "crossAttention" && isOp(n, "attention"));
+      const crossNodes = graph.nodes.filter(
+        (n) => n.role === "crossAttention" && isOp(n, "attention"),
+      );
       for (const layer of options.layers) {
         if (!crossNodes.some((n) => n.layer === layer)) {
-          throw new ConfigError("sparsity.visualTokens.layers", `layer ${layer} has no cross-attention in ${graph.name}`);
+          throw new ConfigError(
+            "sparsity.visualTokens.layers",
+            `layer ${layer} has no cross-attention in ${graph.name}`,
+          );
         }
       }
       const videoNode = graph.nodes.find((n) => n.role === "visualTokens");
       const maskNode = graph.nodes.find((n) => n.role === "visualMask");
       if (videoNode === undefined || maskNode === undefined) {
-        throw new ConfigError("sparsity.visualTokens", `${graph.name} has no tagged video tokens and mask`);
+        throw new ConfigError(
+          "sparsity.visualTokens",
+          `${graph.name} has no tagged video tokens and mask`,
+        );
       }
       // New-graph refs: the originals, and what later layers should read instead.
       let video: { original: TensorRef; current: TensorRef } | null = null;
@@ -66,20 +74,39 @@ export function pruneVisualTokens(options: PruneVisualTokensOptions): Pass {
             })
           : inputs;
         const outputs = builder.add(node.op, rewired, node.attrs as never, node);
-        if (node.role !== "crossAttention" || node.layer === null || !options.layers.includes(node.layer)) {
+        if (
+          node.role !== "crossAttention" ||
+          node.layer === null ||
+          !options.layers.includes(node.layer)
+        ) {
           return outputs;
         }
-        if (video === null || mask === null) throw new RangeError("video tokens must precede cross-attention");
+        if (video === null || mask === null)
+          throw new RangeError("video tokens must precede cross-attention");
         const v: { original: TensorRef; current: TensorRef } = video;
         const m: { original: TensorRef; current: TensorRef } = mask;
         const layer = node.layer;
-        const meta = (suffix: string) => ({ name: `${node.name}.prune.${suffix}`, layer, role: null });
-        const scores = builder.add1("tokenScores", [outputs[1]!], { row: 0, skip: VISUAL_CLS_TOKENS }, meta("scores"));
+        const meta = (suffix: string) => ({
+          name: `${node.name}.prune.${suffix}`,
+          layer,
+          role: null,
+        });
+        const scores = builder.add1(
+          "tokenScores",
+          [outputs[1]!],
+          { row: 0, skip: VISUAL_CLS_TOKENS },
+          meta("scores"),
+        );
         const videoTokens = builder.shapeOf(v.current)[1]!;
         const k = keptTokenCount(keepRate, videoTokens - VISUAL_CLS_TOKENS);
         const keep = builder.add1("topK", [scores], { k }, meta("topk"));
         const maskRank = builder.shapeOf(m.current).length;
-        v.current = builder.add1("gather", [v.current, keep], { axis: 1, keepPrefix: VISUAL_CLS_TOKENS }, meta("tokens"));
+        v.current = builder.add1(
+          "gather",
+          [v.current, keep],
+          { axis: 1, keepPrefix: VISUAL_CLS_TOKENS },
+          meta("tokens"),
+        );
         m.current = builder.add1(
           "gather",
           [m.current, keep],

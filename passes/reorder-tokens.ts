@@ -34,7 +34,10 @@ export function reorderTokens(options: ReorderTokensOptions): Pass {
       const entry = graph.nodes.find((n) => n.role === "encoderInput");
       const index = graph.nodes.find((n) => n.role === "tokenIndex");
       if (entry === undefined || index === undefined || index.op !== "constant") {
-        throw new ConfigError("sparsity.tokenOrder", `${graph.name} has no encoder input with its own token index`);
+        throw new ConfigError(
+          "sparsity.tokenOrder",
+          `${graph.name} has no encoder input with its own token index`,
+        );
       }
       const indexTokens = index.outputs[0]!.shape[1];
       if (indexTokens !== tokens) {
@@ -49,11 +52,19 @@ export function reorderTokens(options: ReorderTokensOptions): Pass {
           return [builder.constant("token_order", orderTensor, "tokenIndex")];
         }
         if (node.id !== entry.id) return undefined;
-        const [sequence] = builder.add(node.op, inputs, node.attrs as never, { ...node, role: null });
-        const orderRef: TensorRef = builder.add1("constant", [], { name: "token_order.gather", value: orderTensor }, {
-          name: "token_order.gather",
-          layer: null,
+        const [sequence] = builder.add(node.op, inputs, node.attrs as never, {
+          ...node,
+          role: null,
         });
+        const orderRef: TensorRef = builder.add1(
+          "constant",
+          [],
+          { name: "token_order.gather", value: orderTensor },
+          {
+            name: "token_order.gather",
+            layer: null,
+          },
+        );
         return [
           builder.add1(
             "gather",

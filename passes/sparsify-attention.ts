@@ -86,7 +86,8 @@ function patternFor(source: PatternSource, site: AttentionSite): AttentionPatter
 export function sparsifyAttention(options: SparsifyAttentionOptions): Pass {
   return {
     name: "sparsify-attention",
-    description: "replace dense self-attention by block-sparse attention (CLS global + local + random blocks)",
+    description:
+      "replace dense self-attention by block-sparse attention (CLS global + local + random blocks)",
     run(graph) {
       const layers = options.layers === undefined ? null : new Set(options.layers);
       let replaced = 0;
@@ -96,7 +97,8 @@ export function sparsifyAttention(options: SparsifyAttentionOptions): Pass {
         const [q, k] = node.inputs.map((ref) => graph.nodes[ref.node]!.outputs[ref.output]!);
         const tokens = q!.shape[1]!;
         const selfAttention = tokens === k!.shape[1];
-        if (attrs.probs !== "cls" || attrs.mask || !selfAttention || attrs.numCls < 1) return undefined;
+        if (attrs.probs !== "cls" || attrs.mask || !selfAttention || attrs.numCls < 1)
+          return undefined;
         if (layers !== null && (node.layer === null || !layers.has(node.layer))) return undefined;
         const site: AttentionSite = {
           layer: node.layer,

@@ -26,7 +26,10 @@ export interface NodeCost {
 }
 
 type Shapes = readonly (readonly number[])[];
-type MacRule<K extends OpKind> = (node: Extract<AnyNode, { op: K }>, inputs: Shapes) => Omit<NodeCost, "bytes">;
+type MacRule<K extends OpKind> = (
+  node: Extract<AnyNode, { op: K }>,
+  inputs: Shapes,
+) => Omit<NodeCost, "bytes">;
 
 const none = (): Omit<NodeCost, "bytes"> => ({ kind: "other", macs: 0 });
 
@@ -78,11 +81,15 @@ function tensorBytes(type: TensorType): number {
 export function nodeCost(graph: Graph, node: AnyNode): NodeCost {
   const inputTypes = node.inputs.map((ref) => graph.nodes[ref.node]!.outputs[ref.output]!);
   const rule = MAC_RULES[node.op] as MacRule<OpKind>;
-  const macs = rule(node as never, inputTypes.map((t) => t.shape));
+  const macs = rule(
+    node as never,
+    inputTypes.map((t) => t.shape),
+  );
   const isSource = node.op === "input" || node.op === "weight" || node.op === "constant";
   const bytes = isSource
     ? 0
-    : inputTypes.reduce((sum, t) => sum + tensorBytes(t), 0) + node.outputs.reduce((sum, t) => sum + tensorBytes(t), 0);
+    : inputTypes.reduce((sum, t) => sum + tensorBytes(t), 0) +
+      node.outputs.reduce((sum, t) => sum + tensorBytes(t), 0);
   return { ...macs, bytes };
 }
 
@@ -119,7 +126,15 @@ export interface CostReport {
 export function analyzeCost(graph: Graph): CostReport {
   const perLayer = new Map<
     number,
-    { tokensIn: number; tokensOut: number; keysPerQuery: number; attention: string; linear: number; attn: number; bytes: number }
+    {
+      tokensIn: number;
+      tokensOut: number;
+      keysPerQuery: number;
+      attention: string;
+      linear: number;
+      attn: number;
+      bytes: number;
+    }
   >();
   let linear = 0;
   let attention = 0;

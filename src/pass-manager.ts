@@ -76,9 +76,16 @@ export function runPasses(
       }
       throw error;
     }
-    timings.push({ pass: pass.name, ms, nodesBefore: current.nodes.length, nodesAfter: next.nodes.length });
+    timings.push({
+      pass: pass.name,
+      ms,
+      nodesBefore: current.nodes.length,
+      nodesAfter: next.nodes.length,
+    });
     if (context.debug >= 1) {
-      context.log(`pass ${pass.name}: ${ms.toFixed(2)} ms, ${current.nodes.length} -> ${next.nodes.length} nodes`);
+      context.log(
+        `pass ${pass.name}: ${ms.toFixed(2)} ms, ${current.nodes.length} -> ${next.nodes.length} nodes`,
+      );
     }
     if (context.debug >= 2) context.log(`graph after ${pass.name}:\n${printGraph(next)}`);
     done.push(pass.name);

@@ -32,7 +32,11 @@ export function compileVision(spec: VisionModelSpec, options: CompileOptions = {
     globalTokens: spec.model.numClsTokens,
     ...(options.randomBlocks ? { randomBlocks: options.randomBlocks } : {}),
   });
-  const result = runPasses(dense, passes, options.debug === undefined ? {} : { debug: options.debug });
+  const result = runPasses(
+    dense,
+    passes,
+    options.debug === undefined ? {} : { debug: options.debug },
+  );
   const cost = result.analyses.get(ANALYZE_COST) as CostReport;
   return { spec, graph: result.graph, cost, timings: result.timings };
 }

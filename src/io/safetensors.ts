@@ -38,9 +38,8 @@
  * any gap; the reference implementation rejects files with gaps.
  */
 
-import { randomBytes } from "node:crypto";
-import { type FileHandle, open, readFile, rename, rm } from "node:fs/promises";
-import { basename, dirname, join } from "node:path";
+import { readFile } from "node:fs/promises";
+import { writeFileAtomic } from "./atomic.js";
 import { SafetensorsError } from "../ir/errors.js";
 import { f32Tensor, formatShape, type HostTensor, i32Tensor, numElements } from "../ir/tensor.js";
 
@@ -340,7 +339,8 @@ export function serializeSafetensors(
  * Writes a safetensors file atomically: the bytes go to a temporary file in the same
  * directory (so the rename cannot cross file systems), are flushed, and the temporary
  * file is renamed over `path`. Readers therefore see either the old file or the complete
- * new one. On any failure the temporary file is removed and `path` is left untouched.
+ * new one. On any failure the temporary file is removed and `path` is left untouched
+ * (see writeFileAtomic).
  */
 export async function writeSafetensors(
   path: string,
@@ -348,26 +348,7 @@ export async function writeSafetensors(
   metadata?: Record<string, string>,
 ): Promise<void> {
   // Serialize first so that invalid tensors fail before anything touches the disk.
-  const bytes = serialize(tensors, metadata, path);
-  const tempPath = join(
-    dirname(path),
-    `.${basename(path)}.${process.pid}.${randomBytes(6).toString("hex")}.tmp`,
-  );
-  let handle: FileHandle | undefined;
-  try {
-    // "wx": never clobber an existing file that happens to have the temporary name.
-    handle = await open(tempPath, "wx");
-    await handle.writeFile(bytes);
-    await handle.sync();
-    const opened = handle;
-    handle = undefined;
-    await opened.close();
-    await rename(tempPath, path);
-  } catch (error) {
-    await handle?.close().catch(() => undefined);
-    await rm(tempPath, { force: true }).catch(() => undefined);
-    throw error;
-  }
+  await writeFileAtomic(path, serialize(tensors, metadata, path));
 }
 
 interface PlannedTensor {

@@ -46,7 +46,9 @@ export function rewriteGraph(
     }
     const out = refs?.[ref.output];
     if (out === undefined) {
-      throw new RangeError(`rewrite of ${graph.name}: %${ref.node}:${ref.output} is not mapped yet`);
+      throw new RangeError(
+        `rewrite of ${graph.name}: %${ref.node}:${ref.output} is not mapped yet`,
+      );
     }
     return out;
   };

@@ -45,9 +45,13 @@ export function beitSelfAttention(
   window: Window | null,
 ): AttentionResult {
   const c = config.hiddenSize;
-  const q = b.withScope("query", () => b.add1("linear", [x, b.weight("weight", [c, c]), b.weight("bias", [c])], {}));
+  const q = b.withScope("query", () =>
+    b.add1("linear", [x, b.weight("weight", [c, c]), b.weight("bias", [c])], {}),
+  );
   const k = b.withScope("key", () => b.add1("linear", [x, b.weight("weight", [c, c])], {}));
-  const v = b.withScope("value", () => b.add1("linear", [x, b.weight("weight", [c, c]), b.weight("bias", [c])], {}));
+  const v = b.withScope("value", () =>
+    b.add1("linear", [x, b.weight("weight", [c, c]), b.weight("bias", [c])], {}),
+  );
   const inputs = [q, k, v];
   if (window !== null) {
     const table = b.weight("relative_position_bias.relative_position_bias_table", [
@@ -69,13 +73,25 @@ export function beitSelfAttention(
 function layerNorm(b: GraphBuilder, x: TensorRef, scope: string, config: BeitConfig): TensorRef {
   const c = config.hiddenSize;
   return b.withScope(scope, () =>
-    b.add1("layerNorm", [x, b.weight("weight", [c]), b.weight("bias", [c])], { eps: config.layerNormEps }),
+    b.add1("layerNorm", [x, b.weight("weight", [c]), b.weight("bias", [c])], {
+      eps: config.layerNormEps,
+    }),
   );
 }
 
-function dense(b: GraphBuilder, x: TensorRef, scope: string, inFeatures: number, outFeatures: number): TensorRef {
+function dense(
+  b: GraphBuilder,
+  x: TensorRef,
+  scope: string,
+  inFeatures: number,
+  outFeatures: number,
+): TensorRef {
   return b.withScope(scope, () =>
-    b.add1("linear", [x, b.weight("weight", [outFeatures, inFeatures]), b.weight("bias", [outFeatures])], {}),
+    b.add1(
+      "linear",
+      [x, b.weight("weight", [outFeatures, inFeatures]), b.weight("bias", [outFeatures])],
+      {},
+    ),
   );
 }
 
@@ -95,15 +111,28 @@ export function beitLayer(
   const c = config.hiddenSize;
   return b.inLayer(layer, () => {
     const normed = layerNorm(b, x, "layernorm_before", config);
-    const attention = b.withScope("attention.attention", () => beitSelfAttention(b, normed, config, tokenIndex, window));
+    const attention = b.withScope("attention.attention", () =>
+      beitSelfAttention(b, normed, config, tokenIndex, window),
+    );
     let attended = dense(b, attention.context, "attention.output.dense", c, c);
-    if (config.layerScale) attended = b.withScope("lambda_1", () => b.add1("mul", [attended, b.weight("", [c])], {}));
+    if (config.layerScale)
+      attended = b.withScope("lambda_1", () => b.add1("mul", [attended, b.weight("", [c])], {}));
     const hidden = b.add1("add", [attended, x], {}, { name: b.scopedName("residual_1") });
     const ffnIn = layerNorm(b, hidden, "layernorm_after", config);
-    const up = b.add1("gelu", [dense(b, ffnIn, "intermediate.dense", c, config.intermediateSize)], {});
+    const up = b.add1(
+      "gelu",
+      [dense(b, ffnIn, "intermediate.dense", c, config.intermediateSize)],
+      {},
+    );
     let down = dense(b, up, "output.dense", config.intermediateSize, c);
-    if (config.layerScale) down = b.withScope("lambda_2", () => b.add1("mul", [down, b.weight("", [c])], {}));
-    const output = b.add1("add", [down, hidden], {}, { name: b.scopedName("residual_2"), role: "layerOutput" });
+    if (config.layerScale)
+      down = b.withScope("lambda_2", () => b.add1("mul", [down, b.weight("", [c])], {}));
+    const output = b.add1(
+      "add",
+      [down, hidden],
+      {},
+      { name: b.scopedName("residual_2"), role: "layerOutput" },
+    );
     return { ...attention, output };
   });
 }
@@ -143,7 +172,10 @@ export function beitEncoder(
  * absolute position embedding), the encoder, then the mean-pooling head
  * LayerNorm(mean of the non-CLS tokens).
  */
-export function buildVisionModel(spec: VisionModelSpec, options: { diagnostics?: boolean } = {}): Graph {
+export function buildVisionModel(
+  spec: VisionModelSpec,
+  options: { diagnostics?: boolean } = {},
+): Graph {
   checkVisionSpec(spec);
   const { model, frames, batch } = spec;
   const window = tokenWindow(model, frames);
@@ -156,22 +188,35 @@ export function buildVisionModel(spec: VisionModelSpec, options: { diagnostics?:
   });
   const embedded = b.withScope("embeddings", () => {
     const patches = b.withScope("patch_embeddings.projection", () =>
-      b.add1("patchEmbed", [pixels, b.weight("weight", [c, model.channels, p, p]), b.weight("bias", [c])], {
-        patchSize: p,
-      }),
+      b.add1(
+        "patchEmbed",
+        [pixels, b.weight("weight", [c, model.channels, p, p]), b.weight("bias", [c])],
+        {
+          patchSize: p,
+        },
+      ),
     );
-    return b.add1("prependTokens", [b.weight("cls_token", [1, 1, c]), patches], {}, { role: "encoderInput" });
+    return b.add1(
+      "prependTokens",
+      [b.weight("cls_token", [1, 1, c]), patches],
+      {},
+      { role: "encoderInput" },
+    );
   });
   const localTokens = window[0] * window[1] * window[2];
   const tokenIndex = identityTokenIndex(b, localTokens);
   const last = b.withScope("encoder", () =>
-    beitEncoder(b, embedded, model, window, tokenIndex, { diagnostics: options.diagnostics ?? false }),
+    beitEncoder(b, embedded, model, window, tokenIndex, {
+      diagnostics: options.diagnostics ?? false,
+    }),
   );
   b.output("last_hidden_state", last);
   const pooled = b.withScope("pooler", () => {
     const mean = b.add1("meanTokens", [last], { skip: model.numClsTokens });
     return b.withScope("layernorm", () =>
-      b.add1("layerNorm", [mean, b.weight("weight", [c]), b.weight("bias", [c])], { eps: model.layerNormEps }),
+      b.add1("layerNorm", [mean, b.weight("weight", [c]), b.weight("bias", [c])], {
+        eps: model.layerNormEps,
+      }),
     );
   });
   b.output("pooler_output", pooled);

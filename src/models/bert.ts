@@ -45,18 +45,35 @@ export function checkBertConfig(config: BertLayerConfig): BertLayerConfig {
   return config;
 }
 
-function linear(b: GraphBuilder, x: TensorRef, scope: string, inFeatures: number, outFeatures: number): TensorRef {
+function linear(
+  b: GraphBuilder,
+  x: TensorRef,
+  scope: string,
+  inFeatures: number,
+  outFeatures: number,
+): TensorRef {
   return b.withScope(scope, () =>
-    b.add1("linear", [x, b.weight("weight", [outFeatures, inFeatures]), b.weight("bias", [outFeatures])], {}),
+    b.add1(
+      "linear",
+      [x, b.weight("weight", [outFeatures, inFeatures]), b.weight("bias", [outFeatures])],
+      {},
+    ),
   );
 }
 
 /** LN(x + residual) with weights "<scope>.LayerNorm.*" (BertSelfOutput / BertOutput). */
-function addAndNorm(b: GraphBuilder, x: TensorRef, residual: TensorRef, config: BertLayerConfig): TensorRef {
+function addAndNorm(
+  b: GraphBuilder,
+  x: TensorRef,
+  residual: TensorRef,
+  config: BertLayerConfig,
+): TensorRef {
   const c = config.hiddenSize;
   const sum = b.add1("add", [x, residual], {}, { name: b.scopedName("residual") });
   return b.withScope("LayerNorm", () =>
-    b.add1("layerNorm", [sum, b.weight("weight", [c]), b.weight("bias", [c])], { eps: config.layerNormEps }),
+    b.add1("layerNorm", [sum, b.weight("weight", [c]), b.weight("bias", [c])], {
+      eps: config.layerNormEps,
+    }),
   );
 }
 
@@ -110,11 +127,17 @@ export function buildBertLayer(config: BertLayerConfig, shapes: BertLayerShapes,
   b.inLayer(layer, () => {
     const flatTextMask = b.add1("reshape", [textMask], { shape: [batch, textTokens] });
     const flatVideoMask = b.add1("reshape", [videoMask], { shape: [batch, visualTokens] });
-    const self = b.withScope("attention", () => attentionBlock(b, text, text, c, flatTextMask, config, false));
+    const self = b.withScope("attention", () =>
+      attentionBlock(b, text, text, c, flatTextMask, config, false),
+    );
     const cross = b.withScope("crossattention", () =>
       attentionBlock(b, self.output, video, config.encoderWidth, flatVideoMask, config, true),
     );
-    const up = b.add1("gelu", [linear(b, cross.output, "intermediate.dense", c, config.intermediateSize)], {});
+    const up = b.add1(
+      "gelu",
+      [linear(b, cross.output, "intermediate.dense", c, config.intermediateSize)],
+      {},
+    );
     const down = linear(b, up, "output.dense", config.intermediateSize, c);
     const output = b.withScope("output", () => addAndNorm(b, down, cross.output, config));
     b.output("layer_output", output);

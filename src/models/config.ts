@@ -99,12 +99,20 @@ export function checkBeitConfig(config: BeitConfig, prefix = "model"): BeitConfi
   const hidden = positiveInt(`${prefix}.hiddenSize`, config.hiddenSize);
   const heads = positiveInt(`${prefix}.numHeads`, config.numHeads);
   if (hidden % heads !== 0) {
-    throw new ConfigError(`${prefix}.hiddenSize`, `${hidden} is not divisible by ${prefix}.numHeads = ${heads}`);
+    throw new ConfigError(
+      `${prefix}.hiddenSize`,
+      `${hidden} is not divisible by ${prefix}.numHeads = ${heads}`,
+    );
   }
   positiveInt(`${prefix}.numLayers`, config.numLayers, 1000);
   positiveInt(`${prefix}.intermediateSize`, config.intermediateSize);
-  if (!(typeof config.layerNormEps === "number" && config.layerNormEps > 0 && config.layerNormEps < 1)) {
-    throw new ConfigError(`${prefix}.layerNormEps`, `must be in (0, 1), got ${config.layerNormEps}`);
+  if (
+    !(typeof config.layerNormEps === "number" && config.layerNormEps > 0 && config.layerNormEps < 1)
+  ) {
+    throw new ConfigError(
+      `${prefix}.layerNormEps`,
+      `must be in (0, 1), got ${config.layerNormEps}`,
+    );
   }
   positiveInt(`${prefix}.numClsTokens`, config.numClsTokens, 64);
   if (config.relPosBias && config.numClsTokens !== 1) {
@@ -132,12 +140,18 @@ export function checkVisionSpec(spec: VisionModelSpec): VisionModelSpec {
     positiveInt("sparsity.attention.blockSize", attention.blockSize);
     const local = nonNegativeInt("sparsity.attention.local", attention.local);
     if (local !== 0 && local % 2 === 0) {
-      throw new ConfigError("sparsity.attention.local", `must be 0 or odd (a window centred on the block), got ${local}`);
+      throw new ConfigError(
+        "sparsity.attention.local",
+        `must be 0 or odd (a window centred on the block), got ${local}`,
+      );
     }
     nonNegativeInt("sparsity.attention.random", attention.random);
     nonNegativeInt("sparsity.attention.seed", attention.seed);
     if (attention.padding !== "reference" && attention.padding !== "masked") {
-      throw new ConfigError("sparsity.attention.padding", `must be "reference" or "masked", got ${JSON.stringify(attention.padding)}`);
+      throw new ConfigError(
+        "sparsity.attention.padding",
+        `must be "reference" or "masked", got ${JSON.stringify(attention.padding)}`,
+      );
     }
   }
   if (tokens !== null) {
@@ -145,14 +159,21 @@ export function checkVisionSpec(spec: VisionModelSpec): VisionModelSpec {
     const seen = new Set<number>();
     for (const layer of tokens.dropAfter) {
       if (!Number.isInteger(layer) || layer < 0 || layer >= model.numLayers) {
-        throw new ConfigError("sparsity.tokens.dropAfter", `layer ${layer} outside [0, ${model.numLayers - 1}]`);
+        throw new ConfigError(
+          "sparsity.tokens.dropAfter",
+          `layer ${layer} outside [0, ${model.numLayers - 1}]`,
+        );
       }
-      if (seen.has(layer)) throw new ConfigError("sparsity.tokens.dropAfter", `layer ${layer} listed twice`);
+      if (seen.has(layer))
+        throw new ConfigError("sparsity.tokens.dropAfter", `layer ${layer} listed twice`);
       seen.add(layer);
     }
   }
   if (!TOKEN_ORDER_KINDS.includes(tokenOrder)) {
-    throw new ConfigError("sparsity.tokenOrder", `must be one of ${TOKEN_ORDER_KINDS.join(", ")}, got ${JSON.stringify(tokenOrder)}`);
+    throw new ConfigError(
+      "sparsity.tokenOrder",
+      `must be one of ${TOKEN_ORDER_KINDS.join(", ")}, got ${JSON.stringify(tokenOrder)}`,
+    );
   }
   return spec;
 }

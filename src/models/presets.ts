@@ -17,7 +17,14 @@ export const SVITT_DROP_AFTER: readonly number[] = [3, 6, 9];
 
 export function svittSparsity(frames: number, seed = 0): SparsityConfig {
   return {
-    attention: { blockSize: SVITT_BLOCK_SIZE, local: 1, random: 3, seed, perHead: false, padding: "reference" },
+    attention: {
+      blockSize: SVITT_BLOCK_SIZE,
+      local: 1,
+      random: 3,
+      seed,
+      perHead: false,
+      padding: "reference",
+    },
     tokens: { keepRate: curriculumKeepRate(frames), dropAfter: SVITT_DROP_AFTER },
     tokenOrder: "none",
   };
@@ -28,7 +35,11 @@ export const DENSE_SPARSITY: SparsityConfig = { attention: null, tokens: null, t
 export type Variant = "svitt" | "dense";
 
 /** The SViTT (or dense) BEiT-base vision encoder for a clip of `frames` frames. */
-export function visionPreset(frames: number, variant: Variant = "svitt", batch = 1): VisionModelSpec {
+export function visionPreset(
+  frames: number,
+  variant: Variant = "svitt",
+  batch = 1,
+): VisionModelSpec {
   if (!(Number.isInteger(frames) && frames >= 1)) {
     throw new ConfigError("frames", `must be an integer >= 1, got ${frames}`);
   }

@@ -23,14 +23,19 @@ export interface SvittLayoutSpec {
   /** Heads that get their own random draw; 1 = one layout shared by all heads. */
   readonly heads: number;
   /** Seed for the random blocks, or explicit random blocks [M][random] (shared by heads). */
-  readonly randomBlocks: { readonly seed: number; readonly stream: string } | { readonly explicit: readonly (readonly number[])[] };
+  readonly randomBlocks:
+    | { readonly seed: number; readonly stream: string }
+    | { readonly explicit: readonly (readonly number[])[] };
 }
 
 /** Validates the SViTT sparsity hyper-parameters for one layer; `where` names the layer. */
 export function checkSvittSpec(spec: SvittLayoutSpec, where: string): void {
   const { blockSize, local, random, localTokens } = spec;
   if (!(Number.isInteger(blockSize) && blockSize >= 1)) {
-    throw new ConfigError("sparsity.attention.blockSize", `must be an integer >= 1, got ${blockSize}`);
+    throw new ConfigError(
+      "sparsity.attention.blockSize",
+      `must be an integer >= 1, got ${blockSize}`,
+    );
   }
   if (!(Number.isInteger(local) && local >= 0 && (local === 0 || local % 2 === 1))) {
     throw new ConfigError("sparsity.attention.local", `must be 0 or an odd integer, got ${local}`);
@@ -111,7 +116,11 @@ export function svittLayout(spec: SvittLayoutSpec, where: string): BlockLayout {
   return layout;
 }
 
-export function svittPattern(spec: SvittLayoutSpec, globalTokens: number, where: string): AttentionPattern {
+export function svittPattern(
+  spec: SvittLayoutSpec,
+  globalTokens: number,
+  where: string,
+): AttentionPattern {
   return {
     globalTokens,
     blockSize: spec.blockSize,
@@ -134,20 +143,33 @@ export function denseLayout(localTokens: number, blockSize: number): BlockLayout
 }
 
 /** A layout from explicit rows [heads][M][W] (or [M][W] for shared), validated. */
-export function customLayout(rows: readonly (readonly number[])[] | readonly (readonly (readonly number[])[])[], heads: number): BlockLayout {
+export function customLayout(
+  rows: readonly (readonly number[])[] | readonly (readonly (readonly number[])[])[],
+  heads: number,
+): BlockLayout {
   const perHead = Array.isArray(rows[0]?.[0]);
   const headRows = (perHead ? rows : [rows]) as readonly (readonly (readonly number[])[])[];
   const blocks = headRows[0]?.length ?? 0;
   const width = headRows[0]?.[0]?.length ?? 0;
   const data = new Int32Array(headRows.length * blocks * width);
   headRows.forEach((hr, h) => {
-    if (hr.length !== blocks) throw new ConfigError("layout", `head ${h} has ${hr.length} rows, expected ${blocks}`);
+    if (hr.length !== blocks)
+      throw new ConfigError("layout", `head ${h} has ${hr.length} rows, expected ${blocks}`);
     hr.forEach((row, m) => {
-      if (row.length !== width) throw new ConfigError("layout", `head ${h} row ${m} has ${row.length} blocks, expected ${width}`);
+      if (row.length !== width)
+        throw new ConfigError(
+          "layout",
+          `head ${h} row ${m} has ${row.length} blocks, expected ${width}`,
+        );
       data.set(row, (h * blocks + m) * width);
     });
   });
-  const layout: BlockLayout = { heads: headRows.length, queryBlocks: blocks, blocksPerRow: width, blocks: data };
+  const layout: BlockLayout = {
+    heads: headRows.length,
+    queryBlocks: blocks,
+    blocksPerRow: width,
+    blocks: data,
+  };
   const problems = layoutProblems(layout, heads);
   if (problems.length > 0) throw new ConfigError("layout", problems.join("; "));
   return layout;

@@ -29,7 +29,8 @@ export function bindWeights(graph: Graph, store: WeightStore): Map<string, HostT
   }
   if (problems.length > 0) {
     const shown = problems.slice(0, 8);
-    const more = problems.length > shown.length ? `; and ${problems.length - shown.length} more` : "";
+    const more =
+      problems.length > shown.length ? `; and ${problems.length - shown.length} more` : "";
     throw new WeightError(`graph ${graph.name}: ${shown.join("; ")}${more}`);
   }
   return bound;

@@ -44,7 +44,8 @@ function checkRelPosBias(
   if (numCls !== 1) {
     throw new ShapeError(`relative position bias supports exactly 1 CLS token, got ${numCls}`);
   }
-  for (const [i, d] of bias.window.entries()) expectPositiveInt(`relative position window[${i}]`, d);
+  for (const [i, d] of bias.window.entries())
+    expectPositiveInt(`relative position window[${i}]`, d);
   const [rows, tableHeads] = expectType("relative position bias table", table, "f32", 2);
   expectDim("relative position bias table rows", rows!, relPosTableRows(bias.window));
   expectDim("relative position bias table heads", tableHeads!, heads);

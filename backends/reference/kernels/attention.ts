@@ -1,0 +1,371 @@
+import type { Node } from "../../../src/ir/graph.js";
+import { nodeLabel } from "../../../src/ir/graph.js";
+import type { RelPosBiasAttrs } from "../../../src/ir/ops/index.js";
+import { layoutBlock } from "../../../src/ir/pattern.js";
+import type { HostTensor } from "../../../src/ir/tensor.js";
+import { f32In, f32Out, type I32Tensor, i32In, outShape } from "./util.js";
+
+/**
+ * Attention kernels.
+ *
+ * Multi-head attention with H heads over width C uses d = C / H channels per head, head h
+ * owning channels h·d .. h·d + d - 1. For query i and key j of head h:
+ *   logit[i, j] = q_i · k_j / √d + bias_h(i, j) + mask[j],
+ *   p[i, :]     = softmax_j(logit[i, :])          (the row maximum subtracted first),
+ *   context_i   = Σ_j p[i, j] v_j                  (heads joined back to width C).
+ *
+ * Relative position bias (one CLS token, token window (T, Hw, Ww)): every sequence
+ * position has a position id, 0 for the CLS token and tokenIdx[i - 1] + 1 for local token
+ * i, where tokenIdx holds the local tokens' original indices t·Hw·Ww + h·Ww + w. The bias
+ * is bias_h(i, j) = table[relPosIndex(id_i, id_j), h].
+ */
+
+// ---- relative position bias --------------------------------------------------------------
+
+/** P = (2T-1)(2Hw-1)(2Ww-1): table rows before the three CLS entries. */
+export function relPosPairs(window: readonly [number, number, number]): number {
+  const [t, h, w] = window;
+  return (2 * t - 1) * (2 * h - 1) * (2 * w - 1);
+}
+
+/**
+ * Row of the bias table for a query with position id a and a key with position id c:
+ * cls→cls (a = c = 0) is P + 2, cls→token (a = 0) is P, token→cls (c = 0) is P + 1, and
+ * between local tokens with window coordinates (t, h, w) of a - 1 and c - 1 and
+ * Δ = coord_a - coord_c:
+ *   ((Δt + T - 1)(2Hw - 1) + (Δh + Hw - 1))(2Ww - 1) + (Δw + Ww - 1).
+ */
+export function relPosIndex(
+  window: readonly [number, number, number],
+  a: number,
+  c: number,
+): number {
+  const [tw, hw, ww] = window;
+  const pairs = relPosPairs(window);
+  if (a === 0) return c === 0 ? pairs + 2 : pairs;
+  if (c === 0) return pairs + 1;
+  const frame = hw * ww;
+  const ia = a - 1;
+  const ic = c - 1;
+  const dt = Math.floor(ia / frame) - Math.floor(ic / frame);
+  const dh = Math.floor((ia % frame) / ww) - Math.floor((ic % frame) / ww);
+  const dw = (ia % ww) - (ic % ww);
+  return ((dt + tw - 1) * (2 * hw - 1) + (dh + hw - 1)) * (2 * ww - 1) + (dw + ww - 1);
+}
+
+/**
+ * Position ids of the n sequence positions of batch item b: 0 for the CLS token, then
+ * tokenIdx[b', i - 1] + 1 with b' = b, or 0 when the token index has batch 1. Throws a
+ * RangeError naming the node when an index lies outside the window.
+ */
+export function positionIds(
+  node: Node,
+  window: readonly [number, number, number],
+  tokenIdx: I32Tensor,
+  b: number,
+  n: number,
+): Int32Array {
+  const ids = new Int32Array(n);
+  const row = tokenIdx.shape[0] === 1 ? 0 : b;
+  const len = tokenIdx.shape[1]!;
+  const windowTokens = window[0] * window[1] * window[2];
+  for (let i = 1; i < n; i++) {
+    const original = tokenIdx.data[row * len + i - 1]!;
+    if (!(original >= 0 && original < windowTokens)) {
+      throw new RangeError(
+        `reference: ${nodeLabel(node)}: token index ${original} (batch ${row}, position ${i - 1}) outside the ${windowTokens}-token window`,
+      );
+    }
+    ids[i] = original + 1;
+  }
+  return ids;
+}
+
+/** The bias inputs of an attention node with relPosBias set. */
+interface RelPos {
+  readonly window: readonly [number, number, number];
+  readonly table: Float32Array;
+  readonly tokenIdx: I32Tensor;
+}
+
+function relPosInputs(
+  node: Node,
+  attrs: RelPosBiasAttrs | null,
+  inputs: readonly HostTensor[],
+  first: number,
+): RelPos | null {
+  if (attrs === null) return null;
+  return {
+    window: attrs.window,
+    table: f32In(node, inputs, first).data,
+    tokenIdx: i32In(node, inputs, first + 1),
+  };
+}
+
+// ---- shared row helpers ----------------------------------------------------------------------
+
+/** Copies head h of x [B, n, C] for batch item b into dst [n, d] (contiguous rows). */
+function packHead(
+  x: Float32Array,
+  b: number,
+  n: number,
+  c: number,
+  h: number,
+  d: number,
+  dst: Float32Array,
+): void {
+  for (let j = 0; j < n; j++) {
+    const src = (b * n + j) * c + h * d;
+    dst.set(x.subarray(src, src + d), j * d);
+  }
+}
+
+/** dst[0..d) = the head-h slice of row i of x [B, n, C] for batch item b, as float64. */
+function loadRow(
+  x: Float32Array,
+  b: number,
+  n: number,
+  c: number,
+  h: number,
+  d: number,
+  i: number,
+  dst: Float64Array,
+): void {
+  const src = (b * n + i) * c + h * d;
+  for (let t = 0; t < d; t++) dst[t] = x[src + t]!;
+}
+
+/** q · keys[j] for a packed [n, d] head. */
+function dot(q: Float64Array, keys: Float32Array, j: number, d: number): number {
+  const off = j * d;
+  let s = 0;
+  for (let t = 0; t < d; t++) s += q[t]! * keys[off + t]!;
+  return s;
+}
+
+/** In place: x[0..n) ← exp(x - max) / Σ exp(x - max). Entries of -∞ become 0. */
+function softmax(x: Float64Array, n: number): void {
+  let max = Number.NEGATIVE_INFINITY;
+  for (let j = 0; j < n; j++) if (x[j]! > max) max = x[j]!;
+  let sum = 0;
+  for (let j = 0; j < n; j++) {
+    const e = Math.exp(x[j]! - max);
+    x[j] = e;
+    sum += e;
+  }
+  for (let j = 0; j < n; j++) x[j] = x[j]! / sum;
+}
+
+/** acc += w · values[j] for a packed [n, d] head. */
+function accumulate(
+  acc: Float64Array,
+  w: number,
+  values: Float32Array,
+  j: number,
+  d: number,
+): void {
+  const off = j * d;
+  for (let t = 0; t < d; t++) acc[t] = acc[t]! + w * values[off + t]!;
+}
+
+/** Writes acc into the head-h slice of row i of out [B, n, C]. */
+function storeRow(
+  out: Float32Array,
+  b: number,
+  n: number,
+  c: number,
+  h: number,
+  d: number,
+  i: number,
+  acc: Float64Array,
+): void {
+  const dst = (b * n + i) * c + h * d;
+  for (let t = 0; t < d; t++) out[dst + t] = acc[t]!;
+}
+
+/**
+ * One dense query row i over all n keys of head h: fills p[0..n) with the probabilities
+ * and the head-h slice of context row i. `ids` are the position ids when there is a bias;
+ * `mask` is the additive mask row offset `maskOff` when there is one.
+ */
+function denseRow(
+  i: number,
+  n: number,
+  scale: number,
+  qRow: Float64Array,
+  kh: Float32Array,
+  vh: Float32Array,
+  d: number,
+  rel: RelPos | null,
+  ids: Int32Array | null,
+  heads: number,
+  h: number,
+  mask: Float32Array | null,
+  maskOff: number,
+  p: Float64Array,
+  acc: Float64Array,
+): void {
+  for (let j = 0; j < n; j++) {
+    let logit = dot(qRow, kh, j, d) * scale;
+    if (rel !== null && ids !== null) {
+      logit += rel.table[relPosIndex(rel.window, ids[i]!, ids[j]!) * heads + h]!;
+    }
+    if (mask !== null) logit += mask[maskOff + j]!;
+    p[j] = logit;
+  }
+  softmax(p, n);
+  acc.fill(0);
+  for (let j = 0; j < n; j++) accumulate(acc, p[j]!, vh, j, d);
+}
+
+// ---- kernels -------------------------------------------------------------------------------------
+
+/**
+ * attention (dense): inputs q [B, Nq, C], k and v [B, Nk, C], then mask [B, Nk] if
+ * attrs.mask, then table [P + 3, H] and tokenIdx i32 [1|B, Nq - 1] if attrs.relPosBias.
+ *   logit[b, h, i, j] = q_i · k_j / √d + bias_h(i, j) + mask[b, j],  p = softmax_j(logit),
+ *   context[b, i, h·d + t] = Σ_j p[b, h, i, j] v[b, j, h·d + t].
+ * Output 0 is the context [B, Nq, C]; output 1 the probabilities [B, H, R, Nk] of the first
+ * R = numCls rows ("cls") or of all rows ("all").
+ */
+export function attention(node: Node<"attention">, inputs: readonly HostTensor[]): HostTensor[] {
+  const { heads, numCls, probs, mask, relPosBias } = node.attrs;
+  const q = f32In(node, inputs, 0);
+  const k = f32In(node, inputs, 1);
+  const v = f32In(node, inputs, 2);
+  const maskData = mask ? f32In(node, inputs, 3).data : null;
+  const rel = relPosInputs(node, relPosBias, inputs, mask ? 4 : 3);
+  const [batch, nq, c] = q.shape as [number, number, number];
+  const nk = k.shape[1]!;
+  const d = c / heads;
+  const scale = 1 / Math.sqrt(d);
+  const rows = probs === "cls" ? numCls : nq;
+  const context = new Float32Array(batch * nq * c);
+  const probsOut = new Float32Array(batch * heads * rows * nk);
+  const kh = new Float32Array(nk * d);
+  const vh = new Float32Array(nk * d);
+  const qRow = new Float64Array(d);
+  const acc = new Float64Array(d);
+  const p = new Float64Array(nk);
+  for (let b = 0; b < batch; b++) {
+    const ids = rel === null ? null : positionIds(node, rel.window, rel.tokenIdx, b, nq);
+    for (let h = 0; h < heads; h++) {
+      packHead(k.data, b, nk, c, h, d, kh);
+      packHead(v.data, b, nk, c, h, d, vh);
+      for (let i = 0; i < nq; i++) {
+        loadRow(q.data, b, nq, c, h, d, i, qRow);
+        denseRow(i, nk, scale, qRow, kh, vh, d, rel, ids, heads, h, maskData, b * nk, p, acc);
+        storeRow(context, b, nq, c, h, d, i, acc);
+        if (i < rows) {
+          const dst = ((b * heads + h) * rows + i) * nk;
+          for (let j = 0; j < nk; j++) probsOut[dst + j] = p[j]!;
+        }
+      }
+    }
+  }
+  return [f32Out(outShape(node, 0), context), f32Out(outShape(node, 1), probsOut)];
+}
+
+/**
+ * blockSparseAttention: self-attention over N = G + L tokens under a block pattern
+ * (G global tokens, block size bs, layout with M = ⌈L / bs⌉ query blocks of W key blocks).
+ * Inputs q, k, v [B, N, C], then table and tokenIdx when attrs.relPosBias is set.
+ * - Global query i < G attends densely to all N keys, exactly as in `attention`.
+ * - Local query at local position r (sequence position G + r, block m = ⌊r / bs⌋) attends
+ *   to the G global keys, then for each slot j < W the bs local positions
+ *   kb·bs .. kb·bs + bs - 1 of key block kb = layoutBlock(layout, h, m, j). A local position
+ *   p ≥ L is padding: its key and value are zero vectors. In padding mode "reference" it
+ *   stays in the softmax with logit 0 + bias_h(id_i, 0) (the authors pad token indices with
+ *   the CLS index 0) and so absorbs probability mass; in mode "masked" it is left out of the
+ *   softmax. Real keys use their own position ids.
+ * Output 0 is the context [B, N, C] (rows of padded query positions are never formed);
+ * output 1 the global rows' probabilities [B, H, G, N].
+ */
+export function blockSparseAttention(
+  node: Node<"blockSparseAttention">,
+  inputs: readonly HostTensor[],
+): HostTensor[] {
+  const { heads, pattern, padding, relPosBias } = node.attrs;
+  const q = f32In(node, inputs, 0);
+  const k = f32In(node, inputs, 1);
+  const v = f32In(node, inputs, 2);
+  const rel = relPosInputs(node, relPosBias, inputs, 3);
+  const [batch, n, c] = q.shape as [number, number, number];
+  const g = pattern.globalTokens;
+  const bs = pattern.blockSize;
+  const { layout } = pattern;
+  const local = n - g;
+  const blocks = layout.queryBlocks;
+  const width = layout.blocksPerRow;
+  const rowKeys = g + width * bs;
+  const masked = padding === "masked";
+  const d = c / heads;
+  const scale = 1 / Math.sqrt(d);
+  const context = new Float32Array(batch * n * c);
+  const probsOut = new Float32Array(batch * heads * g * n);
+  const kh = new Float32Array(n * d);
+  const vh = new Float32Array(n * d);
+  const qRow = new Float64Array(d);
+  const acc = new Float64Array(d);
+  const p = new Float64Array(Math.max(n, rowKeys));
+  // Sequence positions of the keys of one local query block; -1 marks a padded key.
+  const keys = new Int32Array(rowKeys);
+  for (let b = 0; b < batch; b++) {
+    const ids = rel === null ? null : positionIds(node, rel.window, rel.tokenIdx, b, n);
+    for (let h = 0; h < heads; h++) {
+      packHead(k.data, b, n, c, h, d, kh);
+      packHead(v.data, b, n, c, h, d, vh);
+      // Global rows: dense.
+      for (let i = 0; i < g; i++) {
+        loadRow(q.data, b, n, c, h, d, i, qRow);
+        denseRow(i, n, scale, qRow, kh, vh, d, rel, ids, heads, h, null, 0, p, acc);
+        storeRow(context, b, n, c, h, d, i, acc);
+        const dst = ((b * heads + h) * g + i) * n;
+        for (let j = 0; j < n; j++) probsOut[dst + j] = p[j]!;
+      }
+      // Local rows, one query block at a time.
+      for (let m = 0; m < blocks; m++) {
+        for (let s = 0; s < g; s++) keys[s] = s;
+        for (let j = 0; j < width; j++) {
+          const kb = layoutBlock(layout, h, m, j);
+          for (let t = 0; t < bs; t++) {
+            const pos = kb * bs + t;
+            keys[g + j * bs + t] = pos < local ? g + pos : -1;
+          }
+        }
+        const end = Math.min(local, (m + 1) * bs);
+        for (let r = m * bs; r < end; r++) {
+          const i = g + r;
+          loadRow(q.data, b, n, c, h, d, i, qRow);
+          for (let s = 0; s < rowKeys; s++) {
+            const key = keys[s]!;
+            let logit: number;
+            if (key >= 0) {
+              logit = dot(qRow, kh, key, d) * scale;
+              if (rel !== null && ids !== null) {
+                logit += rel.table[relPosIndex(rel.window, ids[i]!, ids[key]!) * heads + h]!;
+              }
+            } else if (masked) {
+              logit = Number.NEGATIVE_INFINITY;
+            } else {
+              // A zero key: q · 0 = 0, plus the bias towards position id 0.
+              logit =
+                rel !== null && ids !== null
+                  ? rel.table[relPosIndex(rel.window, ids[i]!, 0) * heads + h]!
+                  : 0;
+            }
+            p[s] = logit;
+          }
+          softmax(p, rowKeys);
+          acc.fill(0);
+          for (let s = 0; s < rowKeys; s++) {
+            const key = keys[s]!;
+            if (key >= 0) accumulate(acc, p[s]!, vh, key, d);
+          }
+          storeRow(context, b, n, c, h, d, i, acc);
+        }
+      }
+    }
+  }
+  return [f32Out(outShape(node, 0), context), f32Out(outShape(node, 1), probsOut)];
+}

@@ -1,0 +1,322 @@
+import type { Backend } from "../../backends/backend.js";
+import { visionPipeline } from "../../passes/pipelines.js";
+import { pruneVisualTokens } from "../../passes/prune-visual-tokens.js";
+import { eliminateDeadCode } from "../../passes/eliminate-dead-code.js";
+import { type ConformanceCase, CaseError, type TensorSpec } from "../conformance/case.js";
+import { compareTensors, type TensorCheck } from "../conformance/compare.js";
+import {
+  beitConfigFromReference,
+  bertConfigFromReference,
+  dropLocations,
+  sparsityFromReference,
+} from "../conformance/reference-config.js";
+import { GraphBuilder } from "../ir/builder.js";
+import { SprigError } from "../ir/errors.js";
+import type { Graph, TensorRef } from "../ir/graph.js";
+import type { HostTensor } from "../ir/tensor.js";
+import {
+  beitEncoder,
+  beitLayer,
+  beitSelfAttention,
+  buildVisionModel,
+  identityTokenIndex,
+} from "../models/beit.js";
+import { buildBertLayer } from "../models/bert.js";
+import { checkBeitConfig, type SparsityConfig } from "../models/config.js";
+import { type TokenOrderKind, tokenOrder } from "../models/token-order.js";
+import { type Pass, runPasses } from "../pass-manager.js";
+
+/**
+ * Runs conformance cases: rebuilds the reference module named in the sidecar as a sprig
+ * graph, compiles it with the same pipeline users get (explicit random blocks from the
+ * case), runs it on a backend and compares every expected tensor with its tolerance.
+ */
+export interface CaseResult {
+  readonly name: string;
+  readonly kind: string;
+  readonly passed: boolean;
+  readonly checks: readonly TensorCheck[];
+  /** Expected tensors not compared, with the reason. */
+  readonly skipped: readonly string[];
+  readonly error: string | null;
+  readonly ms: number;
+}
+
+/** Reference diagnostics that sprig's graphs do not produce (see README, Conformance). */
+const NOT_PRODUCED: Readonly<Record<string, string>> = {
+  sparse_attention_probs:
+    "per-block probability layout of the reference's sparse_attention (internal)",
+};
+
+interface CaseGraph {
+  readonly graph: Graph;
+  readonly inputs: Record<string, HostTensor>;
+  /** expected.* suffix -> graph output name, where they differ. */
+  readonly rename: Readonly<Record<string, string>>;
+}
+
+function randomBlocksOf(testCase: ConformanceCase): Map<number, number[][]> {
+  const blocks = new Map<number, number[][]>();
+  for (const [name, tensor] of testCase.tensors) {
+    const match = /^pattern\.random_block_idx(?:\.layer(\d+))?$/.exec(name);
+    if (match === null) continue;
+    const [rows, cols] = tensor.shape;
+    const table: number[][] = [];
+    for (let r = 0; r < rows!; r++)
+      table.push(Array.from(tensor.data.subarray(r * cols!, (r + 1) * cols!)));
+    blocks.set(Number(match[1] ?? 0), table);
+  }
+  return blocks;
+}
+
+function inputsOf(testCase: ConformanceCase): Record<string, HostTensor> {
+  const inputs: Record<string, HostTensor> = {};
+  for (const [name, tensor] of testCase.tensors) {
+    if (name.startsWith("input.")) inputs[name.slice("input.".length)] = tensor;
+  }
+  return inputs;
+}
+
+function requireInput(testCase: ConformanceCase, name: string): HostTensor {
+  const tensor = testCase.tensors.get(`input.${name}`);
+  if (tensor === undefined) throw new CaseError(`${testCase.file}: missing tensor "input.${name}"`);
+  return tensor;
+}
+
+/** The passes a BEiT module case compiles with. */
+function beitPasses(
+  testCase: ConformanceCase,
+  sparsity: SparsityConfig,
+  window: readonly [number, number, number] | null,
+): Pass[] {
+  return visionPipeline({
+    sparsity,
+    window: window ?? [1, 1, 1],
+    globalTokens: 1,
+    randomBlocks: randomBlocksOf(testCase),
+  });
+}
+
+function buildBeitCase(testCase: ConformanceCase): CaseGraph & { passes: Pass[] } {
+  const module = testCase.module!;
+  const config = checkBeitConfig(beitConfigFromReference(module.config), "config");
+  const inputs = inputsOf(testCase);
+  const b = new GraphBuilder(testCase.name);
+  const window = config.relPosBias ? module.windowSize : null;
+  const hiddenIn = (): TensorRef => {
+    const hidden = requireInput(testCase, "hidden_states");
+    return b.input("hidden_states", { dtype: "f32", shape: hidden.shape }, "encoderInput");
+  };
+  const tokenIndexFor = (hidden: TensorRef): TensorRef => {
+    const given = testCase.tensors.get("input.token_idx");
+    if (given !== undefined)
+      return b.input("token_idx", { dtype: "i32", shape: given.shape }, "tokenIndex");
+    return identityTokenIndex(b, b.shapeOf(hidden)[1]! - config.numClsTokens);
+  };
+  switch (module.kind) {
+    case "BeitSelfAttention": {
+      const x = hiddenIn();
+      const tokenIndex = tokenIndexFor(x);
+      const attention = b.inLayer(0, () =>
+        beitSelfAttention(b, x, config, tokenIndex, module.windowSize),
+      );
+      b.output("context", attention.context);
+      b.output("cls_attention_probs", attention.clsProbs);
+      const sparsity = sparsityFromReference(module.config, null);
+      return {
+        graph: b.build(),
+        inputs,
+        rename: {},
+        passes: beitPasses(testCase, sparsity, module.windowSize),
+      };
+    }
+    case "BeitLayer": {
+      const x = hiddenIn();
+      const tokenIndex = tokenIndexFor(x);
+      const layer = beitLayer(b, x, config, 0, tokenIndex, window);
+      b.output("layer_output", layer.output);
+      b.output("cls_attention_probs", layer.clsProbs);
+      b.output("attention_context", layer.context);
+      const keepRate = module.tokenKeepRate ?? 1;
+      const sparsity = sparsityFromReference(module.config, { keepRate, dropAfter: [0] });
+      return {
+        graph: b.build(),
+        inputs,
+        rename: { token_keep_idx: "token_idx.0" },
+        passes: beitPasses(testCase, sparsity, window),
+      };
+    }
+    case "BeitEncoder": {
+      if (window === null && config.relPosBias)
+        throw new CaseError(`${testCase.file}: BeitEncoder needs window_size`);
+      const x = hiddenIn();
+      const tokenIndex = tokenIndexFor(x);
+      const last = beitEncoder(b, x, config, window ?? [1, 1, 1], tokenIndex, {
+        diagnostics: true,
+      });
+      b.output("last_hidden_state", last);
+      const keepRate =
+        typeof module.config.token_keep_rate === "number" ? module.config.token_keep_rate : 1;
+      const sparsity = sparsityFromReference(module.config, {
+        keepRate,
+        dropAfter: dropLocations(module.config),
+      });
+      return {
+        graph: b.build(),
+        inputs,
+        rename: {},
+        passes: beitPasses(testCase, sparsity, window),
+      };
+    }
+    case "BeitModel": {
+      const pixels = requireInput(testCase, "pixel_values");
+      if (module.config.use_mean_pooling === false) {
+        throw new CaseError(`${testCase.file}: only use_mean_pooling = true is supported`);
+      }
+      const keepRate =
+        typeof module.config.token_keep_rate === "number" ? module.config.token_keep_rate : 1;
+      const sparsity = sparsityFromReference(module.config, {
+        keepRate,
+        dropAfter: dropLocations(module.config),
+      });
+      const spec = { model: config, frames: pixels.shape[1]!, batch: pixels.shape[0]!, sparsity };
+      const graph = buildVisionModel(spec, { diagnostics: true });
+      const side = config.imageSize / config.patchSize;
+      return {
+        graph,
+        inputs,
+        rename: {},
+        passes: beitPasses(testCase, sparsity, [spec.frames, side, side]),
+      };
+    }
+    default:
+      throw new CaseError(`${testCase.file}: unsupported module kind "${module.kind}"`);
+  }
+}
+
+function buildBertCase(testCase: ConformanceCase): CaseGraph & { passes: Pass[] } {
+  const module = testCase.module!;
+  const config = bertConfigFromReference(module.config);
+  const text = requireInput(testCase, "hidden_states");
+  const video = requireInput(testCase, "encoder_hidden_states");
+  const layer = module.layerNum ?? 0;
+  const graph = buildBertLayer(
+    config,
+    { batch: text.shape[0]!, textTokens: text.shape[1]!, visualTokens: video.shape[1]! },
+    layer,
+  );
+  const keepRate = module.tokenKeepRate ?? 1;
+  const drops = dropLocations(module.config);
+  const passes: Pass[] =
+    keepRate < 1 && drops.includes(layer) ? [pruneVisualTokens({ keepRate, layers: [layer] })] : [];
+  passes.push(eliminateDeadCode());
+  return {
+    graph,
+    inputs: inputsOf(testCase),
+    rename: {
+      pruned_encoder_hidden_states: `visual_tokens.layer${layer}`,
+      pruned_encoder_attention_mask: `visual_mask.layer${layer}`,
+      token_keep_idx: `visual_keep_idx.layer${layer}`,
+    },
+    passes,
+  };
+}
+
+function toleranceOf(spec: TensorSpec | undefined): { atol: number; rtol: number } | "exact" {
+  const tolerance = spec?.tolerance;
+  if (tolerance === undefined) return { atol: 0, rtol: 0 };
+  return "exact" in tolerance ? "exact" : tolerance;
+}
+
+/** Token-order cases check a compile-time function; the backend plays no part. */
+function runTokenOrderCase(testCase: ConformanceCase): {
+  checks: TensorCheck[];
+  skipped: string[];
+} {
+  const checks: TensorCheck[] = [];
+  const skipped: string[] = [];
+  for (const [name, want] of testCase.tensors) {
+    if (!name.startsWith("expected.")) continue;
+    const match = /^expected\.(\w+)\.order\.(\d+)x(\d+)x(\d+)$/.exec(name);
+    if (match === null) {
+      skipped.push(`${name}: not a token order`);
+      continue;
+    }
+    const window: [number, number, number] = [Number(match[2]), Number(match[3]), Number(match[4])];
+    const order = tokenOrder(match[1] as TokenOrderKind, window);
+    const got: HostTensor = {
+      dtype: "i32",
+      shape: [order?.length ?? 0],
+      data: order ?? new Int32Array(),
+    };
+    checks.push(compareTensors(name, got, want, "exact"));
+  }
+  return { checks, skipped };
+}
+
+export async function runCase(testCase: ConformanceCase, backend: Backend): Promise<CaseResult> {
+  const start = performance.now();
+  const kind = testCase.module?.kind ?? testCase.function ?? "?";
+  const finish = (checks: TensorCheck[], skipped: string[], error: string | null): CaseResult => ({
+    name: testCase.name,
+    kind,
+    passed: error === null && checks.length > 0 && checks.every((c) => c.passed),
+    checks,
+    skipped,
+    error,
+    ms: performance.now() - start,
+  });
+  try {
+    if (testCase.module === null) {
+      if (!/token_order/.test(testCase.function ?? "")) {
+        throw new CaseError(
+          `${testCase.file}: unsupported reference function "${testCase.function}"`,
+        );
+      }
+      const { checks, skipped } = runTokenOrderCase(testCase);
+      return finish(checks, skipped, null);
+    }
+    const built =
+      testCase.module.kind === "BertLayer" ? buildBertCase(testCase) : buildBeitCase(testCase);
+    const { graph } = runPasses(built.graph, built.passes, { debug: 0 });
+    const weights = new Map<string, HostTensor>();
+    for (const [name, tensor] of testCase.tensors) {
+      if (testCase.specs.get(name)?.role === "weight") weights.set(name, tensor);
+    }
+    const executable = await backend.compile(graph, weights);
+    let outputs: Record<string, HostTensor>;
+    try {
+      outputs = await executable.run(built.inputs);
+    } finally {
+      executable.dispose();
+    }
+    const checks: TensorCheck[] = [];
+    const skipped: string[] = [];
+    for (const [name, want] of testCase.tensors) {
+      if (!name.startsWith("expected.")) continue;
+      const suffix = name.slice("expected.".length);
+      const outputName = built.rename[suffix] ?? suffix;
+      const got = outputs[outputName];
+      if (got === undefined) {
+        const reason = NOT_PRODUCED[suffix];
+        if (reason !== undefined) {
+          skipped.push(`${name}: ${reason}`);
+          continue;
+        }
+        checks.push({
+          name,
+          passed: false,
+          maxAbsError: Number.NaN,
+          worst: Number.NaN,
+          detail: `no graph output "${outputName}"`,
+        });
+        continue;
+      }
+      checks.push(compareTensors(name, got, want, toleranceOf(testCase.specs.get(name))));
+    }
+    return finish(checks, skipped, null);
+  } catch (error) {
+    if (error instanceof SprigError) return finish([], [], error.message);
+    throw error;
+  }
+}

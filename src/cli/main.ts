@@ -1,0 +1,55 @@
+import { Command, CommanderError } from "commander";
+import { SprigError } from "../ir/errors.js";
+import { registerCompile, registerReport } from "./commands/report.js";
+import { registerVerify } from "./commands/verify.js";
+
+/**
+ * sprig's command line. Every user error (bad flags, bad files, failed checks) ends with
+ * one message on stderr and a non-zero exit; a stack trace means a bug in sprig.
+ */
+export function buildProgram(): Command {
+  const program = new Command("sprig")
+    .description(
+      "A graph compiler for sparse video transformers (SViTT): prune edges and nodes, then lower to kernels.",
+    )
+    .showHelpAfterError("(run sprig --help for usage)")
+    .option(
+      "--debug <level>",
+      "debug output on stderr: 1 pass timings, 2 graphs after passes, 3 kernel sources",
+    );
+  registerReport(program);
+  registerCompile(program);
+  registerVerify(program);
+  return program;
+}
+
+export async function main(argv: readonly string[]): Promise<number> {
+  const program = buildProgram().exitOverride();
+  program.hook("preAction", (command) => {
+    const level = command.opts().debug as string | undefined;
+    if (level !== undefined) process.env.SPRIG_DEBUG = level;
+  });
+  try {
+    await program.parseAsync([...argv], { from: "user" });
+    return Number(process.exitCode ?? 0);
+  } catch (error) {
+    if (error instanceof CommanderError) {
+      // Commander has already printed its message (or help / version).
+      return error.exitCode;
+    }
+    if (error instanceof SprigError) {
+      process.stderr.write(`sprig: ${error.message}\n`);
+      return 1;
+    }
+    process.stderr.write(
+      `sprig: internal error (this is a bug in sprig):\n${(error as Error).stack ?? String(error)}\n`,
+    );
+    return 70;
+  }
+}
+
+const invokedDirectly =
+  process.argv[1] !== undefined && /(?:main\.ts|sprig(?:\.js)?)$/.test(process.argv[1]);
+if (invokedDirectly) {
+  process.exitCode = await main(process.argv.slice(2));
+}
