@@ -135,15 +135,7 @@ export async function loadCase(sidecarPath: string): Promise<ConformanceCase> {
   }
   const sidecar = parseSidecar(sidecarPath, text);
   const tensorPath = sidecarPath.replace(/\.json$/, ".safetensors");
-  let file;
-  try {
-    file = await readSafetensors(tensorPath);
-  } catch (error) {
-    if (error instanceof SprigError) throw error;
-    throw new CaseError(
-      `${tensorPath}: cannot read (${(error as NodeJS.ErrnoException).code ?? String(error)})`,
-    );
-  }
+  const file = await readSafetensors(tensorPath);
   for (const tensorName of sidecar.specs.keys()) {
     if (!file.tensors.has(tensorName)) {
       throw new CaseError(`${tensorPath}: tensor "${tensorName}" listed in the sidecar is missing`);

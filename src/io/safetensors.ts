@@ -89,7 +89,13 @@ interface TensorEntry {
 
 /** Reads and validates a safetensors file. */
 export async function readSafetensors(path: string): Promise<SafetensorsFile> {
-  const bytes = await readFile(path);
+  let bytes: Uint8Array;
+  try {
+    bytes = await readFile(path);
+  } catch (error) {
+    const reason = (error as NodeJS.ErrnoException).code ?? (error as Error).message;
+    throw new SafetensorsError(path, undefined, `cannot read file (${reason})`);
+  }
   return parseSafetensors(bytes, path);
 }
 

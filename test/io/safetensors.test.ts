@@ -361,10 +361,11 @@ describe("reader", () => {
     expect(parseSafetensors(file, LABEL).tensors.get("b")?.data.length).toBe(0);
   });
 
-  it("rejects a missing file with the fs error", async () => {
-    await expect(readSafetensors(join(tmpdir(), "sprig-no-such-file.safetensors"))).rejects.toThrow(
-      /ENOENT/,
-    );
+  it("rejects a missing file with a SafetensorsError naming it and the fs reason", async () => {
+    const path = join(tmpdir(), "sprig-no-such-file.safetensors");
+    const failure = readSafetensors(path);
+    await expect(failure).rejects.toBeInstanceOf(SafetensorsError);
+    await expect(failure).rejects.toThrow(/sprig-no-such-file\.safetensors.*ENOENT/);
   });
 });
 

@@ -63,8 +63,3 @@ export function outShape(node: Node, index = 0): readonly number[] {
 export function f32Out(shape: readonly number[], data: Float32Array): F32Tensor {
   return { dtype: "f32", shape: [...shape], data };
 }
-
-/** Dimension `axis` of a shape (negative counts from the end); 1 past the rank. */
-export function dim(shape: readonly number[], axis: number): number {
-  return shape[axis < 0 ? shape.length + axis : axis] ?? 1;
-}
