@@ -23,12 +23,11 @@ interface Program {
 }
 
 /**
- * Binds the weights (WeightError when any is missing or mis-shaped) and computes, for each
- * node, the step after which its values are no longer read: its last consumer, or itself
- * when nothing reads it. Nodes behind graph outputs are kept to the end.
+ * The memory plan: for each step (node id), the ids of the nodes whose values are no longer
+ * read after it, i.e. whose last consumer is that step (or the node itself when nothing
+ * reads it). Nodes behind graph outputs are never freed.
  */
-function prepare(graph: Graph, store: WeightStore): Program {
-  const weights = bindWeights(graph, store);
+export function freeSchedule(graph: Graph): number[][] {
   const lastUse = graph.nodes.map((node) => node.id);
   for (const node of graph.nodes) {
     for (const ref of node.inputs) lastUse[ref.node] = Math.max(lastUse[ref.node]!, node.id);
@@ -38,7 +37,12 @@ function prepare(graph: Graph, store: WeightStore): Program {
   lastUse.forEach((step, id) => {
     if (!kept.has(id)) freeAfter[step]!.push(id);
   });
-  return { graph, weights, freeAfter };
+  return freeAfter;
+}
+
+/** Binds the weights (WeightError when any is missing or mis-shaped) and plans memory. */
+function prepare(graph: Graph, store: WeightStore): Program {
+  return { graph, weights: bindWeights(graph, store), freeAfter: freeSchedule(graph) };
 }
 
 function sourceValue(

@@ -7,6 +7,7 @@ export * from "./graph.js";
 export * from "./ops/index.js";
 export * from "./pattern.js";
 export * from "./print.js";
+export * from "./relpos.js";
 export * from "./rewrite.js";
 export * from "./tensor.js";
 export * from "./verify.js";

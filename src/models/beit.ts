@@ -1,6 +1,6 @@
 import { GraphBuilder } from "../ir/builder.js";
 import type { Graph, TensorRef } from "../ir/graph.js";
-import { relPosTableRows } from "../ir/ops/index.js";
+import { relPosTableRows } from "../ir/relpos.js";
 import { i32Tensor } from "../ir/tensor.js";
 import { type BeitConfig, checkVisionSpec, tokenWindow, type VisionModelSpec } from "./config.js";
 

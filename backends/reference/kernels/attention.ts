@@ -2,6 +2,7 @@ import type { Node } from "../../../src/ir/graph.js";
 import { nodeLabel } from "../../../src/ir/graph.js";
 import type { RelPosBiasAttrs } from "../../../src/ir/ops/index.js";
 import { layoutBlock } from "../../../src/ir/pattern.js";
+import { relPosIndex } from "../../../src/ir/relpos.js";
 import type { HostTensor } from "../../../src/ir/tensor.js";
 import { f32In, f32Out, type I32Tensor, i32In, outShape } from "./util.js";
 
@@ -21,37 +22,6 @@ import { f32In, f32Out, type I32Tensor, i32In, outShape } from "./util.js";
  */
 
 // ---- relative position bias --------------------------------------------------------------
-
-/** P = (2T-1)(2Hw-1)(2Ww-1): table rows before the three CLS entries. */
-export function relPosPairs(window: readonly [number, number, number]): number {
-  const [t, h, w] = window;
-  return (2 * t - 1) * (2 * h - 1) * (2 * w - 1);
-}
-
-/**
- * Row of the bias table for a query with position id a and a key with position id c:
- * cls→cls (a = c = 0) is P + 2, cls→token (a = 0) is P, token→cls (c = 0) is P + 1, and
- * between local tokens with window coordinates (t, h, w) of a - 1 and c - 1 and
- * Δ = coord_a - coord_c:
- *   ((Δt + T - 1)(2Hw - 1) + (Δh + Hw - 1))(2Ww - 1) + (Δw + Ww - 1).
- */
-export function relPosIndex(
-  window: readonly [number, number, number],
-  a: number,
-  c: number,
-): number {
-  const [tw, hw, ww] = window;
-  const pairs = relPosPairs(window);
-  if (a === 0) return c === 0 ? pairs + 2 : pairs;
-  if (c === 0) return pairs + 1;
-  const frame = hw * ww;
-  const ia = a - 1;
-  const ic = c - 1;
-  const dt = Math.floor(ia / frame) - Math.floor(ic / frame);
-  const dh = Math.floor((ia % frame) / ww) - Math.floor((ic % frame) / ww);
-  const dw = (ia % ww) - (ic % ww);
-  return ((dt + tw - 1) * (2 * hw - 1) + (dh + hw - 1)) * (2 * ww - 1) + (dw + ww - 1);
-}
 
 /**
  * Position ids of the n sequence positions of batch item b: 0 for the CLS token, then
@@ -184,38 +154,51 @@ function storeRow(
 }
 
 /**
- * One dense query row i over all n keys of head h: fills p[0..n) with the probabilities
- * and the head-h slice of context row i. `ids` are the position ids when there is a bias;
- * `mask` is the additive mask row offset `maskOff` when there is one.
+ * One head of one batch item: its keys and values packed as [n, d], the logit scale 1/√d,
+ * and, with a bias, the bias inputs and the position ids of the sequence.
+ */
+interface Head {
+  readonly h: number;
+  readonly heads: number;
+  readonly d: number;
+  readonly scale: number;
+  readonly keys: Float32Array;
+  readonly values: Float32Array;
+  readonly rel: RelPos | null;
+  readonly ids: Int32Array | null;
+}
+
+/** bias_h between position ids a (query) and c (key); 0 without a bias. */
+function bias(head: Head, a: number, c: number): number {
+  const { rel } = head;
+  if (rel === null) return 0;
+  return rel.table[relPosIndex(rel.window, a, c) * head.heads + head.h]!;
+}
+
+/**
+ * Dense query row i over all n keys of the head: leaves the probabilities in p[0..n) and
+ * the head's context row in acc. `mask` is an additive mask read from offset `maskOff`.
  */
 function denseRow(
+  head: Head,
   i: number,
   n: number,
-  scale: number,
   qRow: Float64Array,
-  kh: Float32Array,
-  vh: Float32Array,
-  d: number,
-  rel: RelPos | null,
-  ids: Int32Array | null,
-  heads: number,
-  h: number,
   mask: Float32Array | null,
   maskOff: number,
   p: Float64Array,
   acc: Float64Array,
 ): void {
+  const { ids, keys, values, d, scale } = head;
   for (let j = 0; j < n; j++) {
-    let logit = dot(qRow, kh, j, d) * scale;
-    if (rel !== null && ids !== null) {
-      logit += rel.table[relPosIndex(rel.window, ids[i]!, ids[j]!) * heads + h]!;
-    }
+    let logit = dot(qRow, keys, j, d) * scale;
+    if (ids !== null) logit += bias(head, ids[i]!, ids[j]!);
     if (mask !== null) logit += mask[maskOff + j]!;
     p[j] = logit;
   }
   softmax(p, n);
   acc.fill(0);
-  for (let j = 0; j < n; j++) accumulate(acc, p[j]!, vh, j, d);
+  for (let j = 0; j < n; j++) accumulate(acc, p[j]!, values, j, d);
 }
 
 // ---- kernels -------------------------------------------------------------------------------------
@@ -252,9 +235,10 @@ export function attention(node: Node<"attention">, inputs: readonly HostTensor[]
     for (let h = 0; h < heads; h++) {
       packHead(k.data, b, nk, c, h, d, kh);
       packHead(v.data, b, nk, c, h, d, vh);
+      const head: Head = { h, heads, d, scale, keys: kh, values: vh, rel, ids };
       for (let i = 0; i < nq; i++) {
         loadRow(q.data, b, nq, c, h, d, i, qRow);
-        denseRow(i, nk, scale, qRow, kh, vh, d, rel, ids, heads, h, maskData, b * nk, p, acc);
+        denseRow(head, i, nk, qRow, maskData, b * nk, p, acc);
         storeRow(context, b, nq, c, h, d, i, acc);
         if (i < rows) {
           const dst = ((b * heads + h) * rows + i) * nk;
@@ -315,10 +299,11 @@ export function blockSparseAttention(
     for (let h = 0; h < heads; h++) {
       packHead(k.data, b, n, c, h, d, kh);
       packHead(v.data, b, n, c, h, d, vh);
+      const head: Head = { h, heads, d, scale, keys: kh, values: vh, rel, ids };
       // Global rows: dense.
       for (let i = 0; i < g; i++) {
         loadRow(q.data, b, n, c, h, d, i, qRow);
-        denseRow(i, n, scale, qRow, kh, vh, d, rel, ids, heads, h, null, 0, p, acc);
+        denseRow(head, i, n, qRow, null, 0, p, acc);
         storeRow(context, b, n, c, h, d, i, acc);
         const dst = ((b * heads + h) * g + i) * n;
         for (let j = 0; j < n; j++) probsOut[dst + j] = p[j]!;
@@ -339,22 +324,15 @@ export function blockSparseAttention(
           loadRow(q.data, b, n, c, h, d, i, qRow);
           for (let s = 0; s < rowKeys; s++) {
             const key = keys[s]!;
-            let logit: number;
             if (key >= 0) {
-              logit = dot(qRow, kh, key, d) * scale;
-              if (rel !== null && ids !== null) {
-                logit += rel.table[relPosIndex(rel.window, ids[i]!, ids[key]!) * heads + h]!;
-              }
+              const logit = dot(qRow, kh, key, d) * scale;
+              p[s] = ids === null ? logit : logit + bias(head, ids[i]!, ids[key]!);
             } else if (masked) {
-              logit = Number.NEGATIVE_INFINITY;
+              p[s] = Number.NEGATIVE_INFINITY;
             } else {
-              // A zero key: q · 0 = 0, plus the bias towards position id 0.
-              logit =
-                rel !== null && ids !== null
-                  ? rel.table[relPosIndex(rel.window, ids[i]!, 0) * heads + h]!
-                  : 0;
+              // A zero key: q · 0 = 0, plus the bias towards position id 0 (the CLS id).
+              p[s] = ids === null ? 0 : bias(head, ids[i]!, 0);
             }
-            p[s] = logit;
           }
           softmax(p, rowKeys);
           acc.fill(0);

@@ -20,7 +20,7 @@ export function linear(node: Node<"linear">, inputs: readonly HostTensor[]): Hos
   const w = f32In(node, inputs, 1);
   const bias = inputs.length > 2 ? f32In(node, inputs, 2).data : null;
   const [out, width] = w.shape as [number, number];
-  const rows = width === 0 ? 0 : x.data.length / width;
+  const rows = x.shape.slice(0, -1).reduce((p, d) => p * d, 1);
   const y = new Float32Array(rows * out);
   linearRows(x.data, w.data, bias, y, rows, width, out);
   return [f32Out(outShape(node), y)];

@@ -44,7 +44,7 @@ function erfcFraction(a: number): number {
 }
 
 export function erf(x: number): number {
-  if (Number.isNaN(x)) return Number.NaN;
+  if (Number.isNaN(x) || x === 0) return x;
   const a = Math.abs(x);
   const value = a < SPLIT ? erfSeries(a) : 1 - erfcFraction(a);
   return x < 0 ? -value : value;

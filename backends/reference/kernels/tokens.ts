@@ -31,7 +31,7 @@ export function tokenScores(
 /**
  * topK: for each batch row of scores [B, L], the 0-based indices of the k largest scores,
  * returned sorted ascending (i32 [B, k]). Ranking is by score, larger first; exact ties
- * go to the lower index; NaN ranks above every number (as in torch.topk).
+ * go to the lower index; NaN ranks above every number.
  */
 export function topK(node: Node<"topK">, inputs: readonly HostTensor[]): HostTensor[] {
   const scores = f32In(node, inputs, 0);

@@ -35,7 +35,7 @@ export function registerVerify(program: Command): void {
           const result = await runCase(testCase, backend);
           if (result.passed) passed += 1;
           else failed += 1;
-          const worst = result.checks.reduce((w, c) => (c.worst > w ? c.worst : w), 0);
+          const worst = result.checks.reduce((w, c) => Math.max(w, c.worst), 0);
           const summary = result.error
             ? result.error
             : result.passed

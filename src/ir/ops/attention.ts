@@ -1,15 +1,10 @@
 import { ShapeError } from "../errors.js";
 import { layoutProblems, numBlocks } from "../pattern.js";
+import { relPosTableRows } from "../relpos.js";
 import type { TensorType } from "../tensor.js";
 import type { OpDef } from "./def.js";
 import type { RelPosBiasAttrs } from "./types.js";
 import { broadcastBatch, expectDim, expectPositiveInt, expectType, f32 } from "./shape-utils.js";
-
-/** Rows of the relative-position bias table for a (T, H, W) window with one CLS token. */
-export function relPosTableRows(window: readonly [number, number, number]): number {
-  const [t, h, w] = window;
-  return (2 * t - 1) * (2 * h - 1) * (2 * w - 1) + 3;
-}
 
 /** q, k, v as [B, Nq, C], [B, Nk, C], [B, Nk, C]; returns [B, Nq, Nk, C]. */
 function checkQkv(q: TensorType, k: TensorType, v: TensorType, heads: number): number[] {

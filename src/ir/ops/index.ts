@@ -6,7 +6,6 @@ import { constant, input, weight } from "./sources.js";
 import { gather, tokenScores, topK } from "./tokens.js";
 
 export type { OpDef, OpTable } from "./def.js";
-export { relPosTableRows } from "./attention.js";
 export type { OpAttrs, OpFamily, OpKind, RelPosBiasAttrs } from "./types.js";
 
 /** The op table: every kind's family, arity and shape rule. */

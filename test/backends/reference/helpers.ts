@@ -16,7 +16,11 @@ export function rng(seed: number): () => number {
 }
 
 /** An f32 tensor of uniform values in [-scale, scale). */
-export function randomTensor(shape: readonly number[], seed: number, scale = 1): HostTensor & { dtype: "f32" } {
+export function randomTensor(
+  shape: readonly number[],
+  seed: number,
+  scale = 1,
+): HostTensor & { dtype: "f32" } {
   const next = rng(seed);
   const t = f32Tensor(shape);
   for (let i = 0; i < t.data.length; i++) t.data[i] = (next() * 2 - 1) * scale;
