@@ -1,6 +1,7 @@
 import { Command, CommanderError } from "commander";
 import { SprigError } from "../ir/errors.js";
 import { registerCompile, registerReport } from "./commands/report.js";
+import { registerBench, registerRun } from "./commands/run.js";
 import { registerVerify } from "./commands/verify.js";
 
 /**
@@ -17,6 +18,8 @@ export function buildProgram(): Command {
       "--debug <level>",
       "debug output on stderr: 1 pass timings, 2 graphs after passes, 3 kernel sources",
     );
+  registerRun(program);
+  registerBench(program);
   registerReport(program);
   registerCompile(program);
   registerVerify(program);

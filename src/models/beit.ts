@@ -222,3 +222,40 @@ export function buildVisionModel(
   b.output("pooler_output", pooled);
   return b.build();
 }
+
+/**
+ * One attention node of the encoder on its own: inputs q, k, v [B, N, C] (already
+ * projected) for a clip of `frames` frames, the layer's relative position bias, outputs
+ * context and CLS probabilities. Used to measure attention apart from the linear layers.
+ */
+export function buildAttentionOnly(config: BeitConfig, frames: number, batch = 1): Graph {
+  const window = tokenWindow(config, frames);
+  const localTokens = window[0] * window[1] * window[2];
+  const tokens = localTokens + config.numClsTokens;
+  const b = new GraphBuilder(`attention_${frames}f`);
+  const type = { dtype: "f32" as const, shape: [batch, tokens, config.hiddenSize] };
+  const [q, k, v] = ["q", "k", "v"].map((name) => b.input(name, type));
+  const tokenIndex = identityTokenIndex(b, localTokens);
+  const inputs = [q!, k!, v!];
+  if (config.relPosBias) {
+    inputs.push(
+      b.weight("relative_position_bias.relative_position_bias_table", [
+        relPosTableRows(window),
+        config.numHeads,
+      ]),
+    );
+    inputs.push(tokenIndex);
+  }
+  const [context, clsProbs] = b.inLayer(0, () =>
+    b.add("attention", inputs, {
+      heads: config.numHeads,
+      numCls: config.numClsTokens,
+      probs: "cls",
+      mask: false,
+      relPosBias: config.relPosBias ? { window } : null,
+    }),
+  );
+  b.output("context", context!);
+  b.output("cls_attention_probs", clsProbs!);
+  return b.build();
+}

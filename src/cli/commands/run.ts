@@ -1,0 +1,157 @@
+import type { Command } from "commander";
+import { benchAttention } from "../../api/attention-bench.js";
+import { type RunStage, runVision } from "../../api/run.js";
+import { ConfigError } from "../../ir/errors.js";
+import { formatCostTable, formatTimings, gmac } from "../../report.js";
+import { addSpecOptions, type SpecFlags, specFromFlags } from "../spec-options.js";
+import { progressReporter } from "../progress.js";
+
+function positive(field: string, text: string | undefined, fallback: number): number {
+  if (text === undefined) return fallback;
+  const value = Number(text);
+  if (!/^\d+$/.test(text.trim()) || !(value >= 1))
+    throw new ConfigError(field, `must be an integer >= 1, got "${text}"`);
+  return value;
+}
+
+const STAGE_LABEL: Record<RunStage, string> = {
+  compile: "compiling",
+  weights: "initialising",
+  lower: "lowering to",
+  warmup: "warming up:",
+  run: "running",
+  done: "done",
+};
+
+export function registerRun(program: Command): void {
+  addSpecOptions(
+    program
+      .command("run")
+      .description(
+        "compile the SViTT vision encoder (default 8 frames), run it on a synthetic clip and time it",
+      )
+      .option("--backend <name>", "backend (default: the fastest available)")
+      .option("--threads <n>", "intra-op threads where the backend has them")
+      .option("--reps <n>", "timed forwards", "5")
+      .option("--warmup <n>", "untimed forwards first", "1")
+      .option("--json", "print one JSON object"),
+  ).action(
+    async (
+      flags: SpecFlags & {
+        backend?: string;
+        threads?: string;
+        reps?: string;
+        warmup?: string;
+        json?: boolean;
+      },
+    ) => {
+      const spec = await specFromFlags(flags);
+      const reps = positive("reps", flags.reps, 5);
+      const warmup = flags.warmup === "0" ? 0 : positive("warmup", flags.warmup, 1);
+      const threads =
+        flags.threads === undefined ? undefined : positive("threads", flags.threads, 2);
+      const progress = progressReporter(reps);
+      const result = await runVision(spec, {
+        ...(flags.backend !== undefined ? { backend: flags.backend } : {}),
+        ...(threads !== undefined ? { threads } : {}),
+        reps,
+        warmup,
+        onStage: (stage, detail) => progress.stage(`${STAGE_LABEL[stage]} ${detail}`),
+        onRep: (done, _total, ms) => progress.rep(done, ms),
+      });
+      progress.stop();
+      const { compiled } = result;
+      const variant = flags.dense ? "dense" : "svitt";
+      const tokensPerLayer = compiled.cost.layers.map((l) => l.tokensIn);
+      if (flags.json) {
+        process.stdout.write(
+          `${JSON.stringify({
+            backend: result.backend,
+            backend_detail: result.backendDetail,
+            frames: spec.frames,
+            batch: spec.batch,
+            variant,
+            tokens_per_layer: tokensPerLayer,
+            macs: compiled.cost.totals.macs,
+            gflops: (2 * compiled.cost.totals.macs) / (result.medianMs / 1000) / 1e9,
+            median_ms: result.medianMs,
+            min_ms: result.minMs,
+            max_ms: result.maxMs,
+            reps,
+            stage_ms: result.stageMs,
+            peak_rss_mb: result.peakRssMb,
+          })}\n`,
+        );
+        return;
+      }
+      const gflops = (2 * compiled.cost.totals.macs) / (result.medianMs / 1000) / 1e9;
+      process.stdout.write(
+        [
+          `${variant === "svitt" ? "SViTT" : "dense"} BEiT-base vision encoder, ${spec.frames} frames, batch ${spec.batch}, on ${result.backend} (${result.backendDetail})`,
+          "",
+          formatCostTable(compiled.cost),
+          "",
+          formatTimings(compiled.timings),
+          `stages: compile ${result.stageMs.compile.toFixed(0)} ms, weights ${result.stageMs.weights.toFixed(0)} ms, lower ${result.stageMs.lower.toFixed(0)} ms, warmup ${result.stageMs.warmup.toFixed(0)} ms`,
+          `forward: median ${result.medianMs.toFixed(1)} ms (min ${result.minMs.toFixed(1)}, max ${result.maxMs.toFixed(1)}, ${reps} reps) = ${gflops.toFixed(1)} GFLOP/s on ${gmac(compiled.cost.totals.macs)} GMAC`,
+          `peak RSS: ${result.peakRssMb.toFixed(0)} MB`,
+          "",
+        ].join("\n"),
+      );
+    },
+  );
+}
+
+export function registerBench(program: Command): void {
+  program
+    .command("bench")
+    .description("time one operation at SViTT sizes: block-sparse against dense on one backend")
+    .requiredOption("--op <op>", "operation to time: attention")
+    .option("--frames <T>", "frames per clip", "8")
+    .option("--backend <name>", "backend (default: the fastest available)")
+    .option("--threads <n>", "intra-op threads where the backend has them")
+    .option("--reps <n>", "timed runs per variant", "5")
+    .option("--json", "print one JSON object")
+    .action(
+      async (flags: {
+        op: string;
+        frames: string;
+        backend?: string;
+        threads?: string;
+        reps: string;
+        json?: boolean;
+      }) => {
+        if (flags.op !== "attention")
+          throw new ConfigError("op", `unknown operation "${flags.op}"; known: attention`);
+        const frames = positive("frames", flags.frames, 8);
+        const threads =
+          flags.threads === undefined ? undefined : positive("threads", flags.threads, 2);
+        const result = await benchAttention({
+          frames,
+          reps: positive("reps", flags.reps, 5),
+          ...(flags.backend !== undefined ? { backend: flags.backend } : {}),
+          ...(threads !== undefined ? { threads } : {}),
+        });
+        const json = {
+          op: "attention",
+          backend: result.backend,
+          frames,
+          tokens: result.tokens,
+          sparse_ms: result.sparseMs,
+          dense_ms: result.denseMs,
+          speedup: result.denseMs / result.sparseMs,
+          sparse_macs: result.sparseMacs,
+          dense_macs: result.denseMacs,
+          mac_ratio: result.denseMacs / result.sparseMacs,
+          reps: result.reps,
+        };
+        if (flags.json) {
+          process.stdout.write(`${JSON.stringify(json)}\n`);
+          return;
+        }
+        process.stdout.write(
+          `attention, ${frames} frames (${result.tokens} tokens), ${result.backend}: sparse ${result.sparseMs.toFixed(2)} ms (${gmac(result.sparseMacs)} GMAC), dense ${result.denseMs.toFixed(2)} ms (${gmac(result.denseMacs)} GMAC); speedup ${json.speedup.toFixed(2)}x for a ${json.mac_ratio.toFixed(2)}x MAC ratio\n`,
+        );
+      },
+    );
+}
