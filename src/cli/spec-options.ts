@@ -149,11 +149,33 @@ export async function specFromFlags(flags: SpecFlags): Promise<VisionModelSpec> 
   let sparsity: SparsityConfig = flags.dense
     ? { attention: null, tokens: null, tokenOrder: "none" }
     : sparsityFromFile(frames, file.sparsity);
-  if (
-    flags.dense &&
-    (flags.keepRate ?? flags.blockSize ?? flags.random ?? flags.local) !== undefined
-  ) {
-    throw new ConfigError("dense", "--dense cannot be combined with sparsity flags");
+  // A flag for a part of the sparsity that is off would be silently ignored: reject it.
+  const partFlags = {
+    attention: {
+      blockSize: ["--block-size", flags.blockSize],
+      local: ["--local", flags.local],
+      random: ["--random", flags.random],
+      seed: ["--seed", flags.seed],
+      padding: ["--padding", flags.padding],
+      perHead: ["--per-head", flags.perHead],
+    },
+    tokens: {
+      keepRate: ["--keep-rate", flags.keepRate],
+      dropAfter: ["--drop-after", flags.dropAfter],
+    },
+  } as const;
+  for (const part of ["attention", "tokens"] as const) {
+    if (sparsity[part] !== null) continue;
+    for (const [field, [flag, value]] of Object.entries(partFlags[part])) {
+      if (value === undefined || value === false) continue;
+      const why = flags.dense
+        ? "--dense is set"
+        : `${part === "attention" ? "edge" : "token"} sparsity is off in the config`;
+      throw new ConfigError(`sparsity.${part}.${field}`, `${flag} given but ${why}`);
+    }
+  }
+  if (flags.dense && flags.tokenOrder !== undefined && flags.tokenOrder !== "none") {
+    throw new ConfigError("sparsity.tokenOrder", "--token-order given with --dense");
   }
   const attention = sparsity.attention;
   if (attention !== null) {

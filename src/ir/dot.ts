@@ -38,11 +38,14 @@ export function printDot(graph: Graph, options: { withWeights?: boolean } = {}):
     const title =
       isSource(node) && "name" in node.attrs ? `${node.op} ${node.attrs.name}` : node.op;
     const attrs = formatAttrs(node);
+    // Escape each line, then join with DOT's line-break escape (escaping after joining
+    // would turn the break into a literal backslash-n).
     const label = [title, attrs, node.name && !isSource(node) ? node.name : ""]
       .filter(Boolean)
+      .map(dotEscape)
       .join("\\n");
     const fill = FILL[family] ? `, fillcolor="${FILL[family]}"` : "";
-    lines.push(`  n${node.id} [label="${dotEscape(label)}"${fill}];`);
+    lines.push(`  n${node.id} [label="${label}"${fill}];`);
   }
   for (const node of graph.nodes) {
     for (const ref of node.inputs) {

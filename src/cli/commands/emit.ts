@@ -1,0 +1,130 @@
+import { mkdir, readdir, readFile, rm, stat } from "node:fs/promises";
+import { join, resolve } from "node:path";
+import type { Command } from "commander";
+import { emitModule } from "../../../backends/gpujs/codegen/module.js";
+import { compileVision } from "../../api/compile.js";
+import { debugLevelFromEnv, stderrSink } from "../../debug.js";
+import { writeFileAtomic } from "../../io/atomic.js";
+import { SprigError } from "../../ir/errors.js";
+import { addSpecOptions, type SpecFlags, specFromFlags } from "../spec-options.js";
+
+/**
+ * `sprig emit --out DIR`: compiles the vision encoder and writes the standalone gpu.js
+ * module for it (kernels.ts, model.ts, index.ts, README.md; see
+ * backends/gpujs/codegen/module.ts). Everything is generated in memory first; each file is
+ * then written atomically, and if any write fails the files written so far are removed (or
+ * restored, with --force) and a directory this command created is removed again, so an
+ * error never leaves a partial module behind.
+ */
+
+interface EmitFlags extends SpecFlags {
+  readonly out: string;
+  readonly force?: boolean;
+}
+
+/** Entries of `dir`, or null when it does not exist. */
+async function entriesOf(dir: string): Promise<string[] | null> {
+  try {
+    return await readdir(dir);
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code === "ENOENT") return null;
+    if (code === "ENOTDIR") throw new SprigError(`--out ${dir} exists and is not a directory`);
+    throw new SprigError(`cannot read --out ${dir}: ${code ?? String(error)}`);
+  }
+}
+
+/**
+ * Writes `files` into `dir` all or nothing: first every target is checked (and the contents
+ * of files about to be replaced are kept), then each file is written atomically; on a
+ * failure, files that did not exist are deleted, replaced ones get their old contents back,
+ * and `dir` is removed if this call created it. `write` is the file writer (a seam for tests).
+ */
+export async function writeModuleFiles(
+  dir: string,
+  files: ReadonlyMap<string, string>,
+  force: boolean,
+  write: (path: string, contents: string | Uint8Array) => Promise<void> = writeFileAtomic,
+): Promise<void> {
+  const existing = await entriesOf(dir);
+  if (existing !== null && existing.length > 0 && !force) {
+    throw new SprigError(
+      `--out ${dir} is not empty (${existing.length} entries); pass --force to write into it`,
+    );
+  }
+  const previous = new Map<string, Buffer | null>();
+  for (const name of files.keys()) {
+    const path = join(dir, name);
+    if (!existing?.includes(name)) {
+      previous.set(path, null);
+      continue;
+    }
+    try {
+      if (!(await stat(path)).isFile()) throw new SprigError(`${path} exists and is not a file`);
+      previous.set(path, await readFile(path));
+    } catch (error) {
+      if (error instanceof SprigError) throw error;
+      throw new SprigError(
+        `cannot read ${path} before replacing it: ${(error as NodeJS.ErrnoException).code ?? String(error)}`,
+      );
+    }
+  }
+  // The outermost directory this call creates (mkdir reports it), removed again on failure.
+  let created: string | undefined;
+  if (existing === null) {
+    try {
+      created = await mkdir(dir, { recursive: true });
+    } catch (error) {
+      throw new SprigError(
+        `cannot create --out ${dir}: ${(error as NodeJS.ErrnoException).code ?? String(error)}`,
+      );
+    }
+  }
+  const written: string[] = [];
+  try {
+    for (const [name, text] of files) {
+      const path = join(dir, name);
+      await write(path, text);
+      written.push(path);
+    }
+  } catch (error) {
+    for (const path of written) {
+      const old = previous.get(path);
+      if (old === null || old === undefined) await rm(path, { force: true }).catch(() => undefined);
+      else await writeFileAtomic(path, old).catch(() => undefined);
+    }
+    if (created !== undefined)
+      await rm(created, { recursive: true, force: true }).catch(() => undefined);
+    throw error;
+  }
+}
+
+export function registerEmit(program: Command): void {
+  addSpecOptions(
+    program
+      .command("emit")
+      .description(
+        "compile the vision encoder and write a standalone TypeScript module of gpu.js kernels for it",
+      )
+      .requiredOption("--out <dir>", "directory to write the module into (created if missing)")
+      .option("--force", "write into a non-empty directory, replacing the module's files"),
+  ).action(async (flags: EmitFlags) => {
+    const spec = await specFromFlags(flags);
+    const compiled = compileVision(spec);
+    const variant = spec.sparsity.attention === null ? "dense" : "SViTT";
+    const emitted = emitModule(compiled, {
+      title: `${variant} vision encoder, ${spec.frames} frames, batch ${spec.batch}`,
+    });
+    if (debugLevelFromEnv() >= 3) {
+      for (const kernel of emitted.program.kernels) {
+        stderrSink(`gpujs kernel ${kernel.name}:\n${kernel.source}`);
+      }
+    }
+    const dir = resolve(flags.out);
+    await writeModuleFiles(dir, emitted.files, flags.force === true);
+    const launches = emitted.program.steps.filter((step) => step.kind === "launch").length;
+    process.stdout.write(
+      `wrote ${[...emitted.files.keys()].join(", ")} to ${dir} (${emitted.program.kernels.length} kernels, ${launches} launches per run)\n`,
+    );
+  });
+}

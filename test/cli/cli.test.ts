@@ -1,0 +1,326 @@
+import { spawn } from "node:child_process";
+import { existsSync } from "node:fs";
+import { copyFile, mkdir, mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { build } from "esbuild";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+
+const ROOT = fileURLToPath(new URL("../../", import.meta.url));
+const CONFORMANCE = fileURLToPath(new URL("../../../shared/conformance/", import.meta.url));
+
+interface Run {
+  readonly code: number | null;
+  readonly stdout: string;
+  readonly stderr: string;
+}
+
+/** At most two CLI processes at a time: the machine has two cores. */
+let running = 0;
+const waiting: (() => void)[] = [];
+async function slot<T>(body: () => Promise<T>): Promise<T> {
+  if (running >= 2) await new Promise<void>((resolve) => waiting.push(resolve));
+  running += 1;
+  try {
+    return await body();
+  } finally {
+    running -= 1;
+    waiting.shift()?.();
+  }
+}
+
+/**
+ * How the CLI is launched. "tsx" is the documented path (`node --import tsx src/cli/main.ts`)
+ * and "bin" the package's launcher; both spend about half a second starting tsx, so most
+ * checks run "bundle": the same sources bundled once by esbuild (what tsx transpiles with),
+ * packages left external, run by plain node. The launcher tests below check that all three
+ * behave alike.
+ */
+type Launcher = "tsx" | "bin" | "bundle";
+
+/** The bundled CLI; its name ends in "sprig.js" so that main.ts sees itself invoked directly. */
+let bundle = "";
+
+function launch(via: Launcher, args: readonly string[]): string[] {
+  switch (via) {
+    case "tsx":
+      return ["--import", "tsx", "src/cli/main.ts", ...args];
+    case "bin":
+      return ["bin/sprig.js", ...args];
+    case "bundle":
+      return [bundle, ...args];
+  }
+}
+
+/** Runs the CLI as a child process from the repository root. */
+function sprig(args: readonly string[], via: Launcher = "bundle"): Promise<Run> {
+  return slot(() => spawnCli(launch(via, args)));
+}
+
+function spawnCli(argv: readonly string[]): Promise<Run> {
+  return new Promise((resolve, reject) => {
+    const env = { ...process.env };
+    delete env.SPRIG_DEBUG;
+    const child = spawn(process.execPath, argv, {
+      cwd: ROOT,
+      env,
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    let stdout = "";
+    let stderr = "";
+    child.stdout.setEncoding("utf8").on("data", (d: string) => {
+      stdout += d;
+    });
+    child.stderr.setEncoding("utf8").on("data", (d: string) => {
+      stderr += d;
+    });
+    child.on("error", reject);
+    child.on("close", (code) => resolve({ code, stdout, stderr }));
+  });
+}
+
+function lines(text: string): string[] {
+  return text.split("\n").filter((l) => l.trim() !== "");
+}
+
+/** A user error: non-zero exit, one "sprig: ..." line on stderr, no stack trace. */
+function expectUserError(run: Run, ...mentions: string[]): string {
+  expect(run.code, run.stderr).not.toBe(0);
+  expect(run.stderr).not.toContain("    at ");
+  const err = lines(run.stderr);
+  expect(err, run.stderr).toHaveLength(1);
+  expect(err[0]).toMatch(/^sprig: /);
+  for (const m of mentions) expect(err[0]).toContain(m);
+  return err[0]!;
+}
+
+let tmp: string;
+let bundleDir: string;
+beforeAll(async () => {
+  tmp = await mkdtemp(join(tmpdir(), "sprig-cli-"));
+  // inside the repository (.tmp is git- and biome-ignored) so packages resolve from node_modules
+  await mkdir(join(ROOT, "test/cli/.tmp"), { recursive: true });
+  bundleDir = await mkdtemp(join(ROOT, "test/cli/.tmp/cli-"));
+  bundle = join(bundleDir, "sprig.js");
+  await build({
+    entryPoints: [join(ROOT, "src/cli/main.ts")],
+    outfile: bundle,
+    bundle: true,
+    packages: "external",
+    platform: "node",
+    format: "esm",
+    target: "node20",
+    logLevel: "silent",
+  });
+});
+afterAll(async () => {
+  await rm(tmp, { recursive: true, force: true });
+  await rm(bundleDir, { recursive: true, force: true });
+});
+
+describe.concurrent("launchers", () => {
+  it("node --import tsx src/cli/main.ts, bin/sprig.js and the bundle agree", async () => {
+    const args = ["report", "--keep-rate", "1.5"];
+    const [viaTsx, viaBin, viaBundle] = await Promise.all([
+      sprig(args, "tsx"),
+      sprig(args, "bin"),
+      sprig(args, "bundle"),
+    ]);
+    expectUserError(viaTsx, '"sparsity.tokens.keepRate"');
+    expect(viaBin).toEqual(viaTsx);
+    expect(viaBundle).toEqual(viaTsx);
+  });
+});
+
+describe.concurrent("sprig report", () => {
+  it("--frames 8 prints the SViTT and dense totals", async () => {
+    const run = await sprig(["report", "--frames", "8"], "tsx");
+    expect(run.code, run.stderr).toBe(0);
+    const out = lines(run.stdout);
+    expect(out[0]).toBe("SViTT BEiT-base vision encoder, 8 frames");
+    expect(out.find((l) => l.startsWith("total: "))).toMatch(
+      /^total: 86\.26 GMAC \(linear [\d.]+, attention 4\.08, /,
+    );
+    expect(out.find((l) => l.startsWith("dense: "))).toMatch(
+      /^dense: 179\.56 GMAC \(attention 45\.38\); sparse\/dense = 0\.480$/,
+    );
+    // per-layer table: 12 layers, tokens 1569 -> 942 after layer 3 (ceil(0.6 * 1568) = 941 + CLS)
+    const layer3 = out.find((l) => /^\s+3\s/.test(l));
+    expect(layer3).toMatch(/^\s+3\s+1569\s+942\s/);
+  });
+
+  it("--frames 4 --json prints one JSON object with the totals", async () => {
+    const run = await sprig(["report", "--frames", "4", "--json"]);
+    expect(run.code, run.stderr).toBe(0);
+    const report = JSON.parse(run.stdout);
+    expect(report.frames).toBe(4);
+    expect(report.variant).toBe("svitt");
+    expect(Math.abs(report.totals.macs / 1e9 - 48.67) / 48.67).toBeLessThan(0.005);
+    expect(Math.abs(report.dense_totals.macs / 1e9 - 78.49) / 78.49).toBeLessThan(0.005);
+    expect(report.layers).toHaveLength(12);
+    expect(report.sparsity.tokens.keepRate).toBe(0.7);
+  });
+
+  it("--dense --frames 4 reports the dense encoder", async () => {
+    const run = await sprig(["report", "--dense", "--frames", "4"]);
+    expect(run.code, run.stderr).toBe(0);
+    expect(run.stdout).toContain("dense BEiT-base vision encoder, 4 frames");
+    expect(run.stdout).toMatch(/total: 78\.49 GMAC/);
+  });
+});
+
+describe.concurrent("bad input: one message naming the field, non-zero exit, no stack", () => {
+  const cases: [string[], string][] = [
+    [["report", "--frames", "0"], '"frames"'],
+    [["report", "--frames", "abc"], '"frames"'],
+    [["report", "--keep-rate", "0"], '"sparsity.tokens.keepRate"'],
+    [["report", "--keep-rate", "1.5"], '"sparsity.tokens.keepRate"'],
+    [["report", "--block-size", "0"], '"sparsity.attention.blockSize"'],
+    [["report", "--local", "2"], '"sparsity.attention.local"'],
+    [["report", "--padding", "sideways"], '"sparsity.attention.padding"'],
+    [["report", "--token-order", "spiral"], '"sparsity.tokenOrder"'],
+    [["report", "--drop-after", "3,99"], '"sparsity.tokens.dropAfter"'],
+  ];
+  for (const [args, field] of cases) {
+    it(args.join(" "), async () => {
+      expectUserError(await sprig(args), field);
+    });
+  }
+
+  it("report --random 99 names the field, the layer and the allowed range", async () => {
+    const message = expectUserError(
+      await sprig(["report", "--random", "99"]),
+      '"sparsity.attention.random"',
+    );
+    expect(message).toContain("layer 0");
+    expect(message).toContain("allowed 0..27");
+  });
+
+  it("a --config file with invalid JSON", async () => {
+    const path = join(tmp, "broken.json");
+    await writeFile(path, '{"frames": 4,');
+    expectUserError(await sprig(["report", "--config", path]), path, "not valid JSON");
+  });
+
+  it("a --config file with an unknown top-level field", async () => {
+    const path = join(tmp, "unknown.json");
+    await writeFile(path, JSON.stringify({ frames: 4, framez: 8 }));
+    expectUserError(await sprig(["report", "--config", path]), '"framez"');
+  });
+
+  it("a --config file with an unknown nested field", async () => {
+    const path = join(tmp, "nested.json");
+    await writeFile(path, JSON.stringify({ model: { hiddenSise: 512 } }));
+    expectUserError(await sprig(["report", "--config", path]), '"model.hiddenSise"');
+  });
+
+  it("a --config file that does not exist", async () => {
+    const path = join(tmp, "absent.json");
+    expectUserError(await sprig(["report", "--config", path]), path);
+  });
+
+  it("verify /nonexistent", async () => {
+    expectUserError(await sprig(["verify", "/nonexistent"]), "/nonexistent");
+  });
+
+  it("--backend nope lists the known backends", async () => {
+    expectUserError(
+      await sprig(["verify", CONFORMANCE, "--backend", "nope"]),
+      '"nope"',
+      "known backends: reference",
+    );
+  });
+
+  it("compile --dot into a missing directory creates no file", async () => {
+    expectUserError(
+      await sprig(["compile", "--frames", "4", "--dot", "/nonexistent-dir/x.dot"]),
+      "/nonexistent-dir/x.dot",
+    );
+    expect(existsSync("/nonexistent-dir/x.dot")).toBe(false);
+  });
+});
+
+describe.concurrent("invalid flags for a disabled sparsity part", () => {
+  // Bug (src/cli/spec-options.ts, specFromFlags): the attention flags are applied and checked
+  // only `if (attention !== null)` and the token flags only `if (tokens !== null)`, and the
+  // --dense guard covers only --keep-rate/--block-size/--random/--local. So an invalid value
+  // for a disabled part is dropped silently with exit 0, although the README promises that
+  // "every invalid value is rejected with one message naming the field".
+  it("--keep-rate 0 is rejected even when a config file disables token pruning", async () => {
+    const path = join(tmp, "no-tokens.json");
+    await writeFile(path, JSON.stringify({ sparsity: { tokens: null } }));
+    expectUserError(
+      await sprig(["report", "--frames", "4", "--config", path, "--keep-rate", "0"]),
+      '"sparsity.tokens.keepRate"',
+    );
+  });
+
+  it("--padding sideways is rejected together with --dense", async () => {
+    expectUserError(
+      await sprig(["report", "--frames", "4", "--dense", "--padding", "sideways"]),
+      "padding",
+    );
+  });
+});
+
+describe.concurrent("no half-written files", () => {
+  it("a failing compile --dot leaves its directory empty", async () => {
+    const dir = join(tmp, "dot-enotdir");
+    await mkdir(dir);
+    // a trailing slash makes the final rename fail after the temporary file was written
+    expectUserError(await sprig(["compile", "--frames", "4", "--dot", `${dir}/x.dot/`]), "x.dot");
+    expect(await readdir(dir)).toEqual([]);
+  });
+
+  it("a failing compile --dot onto a directory leaves only that directory", async () => {
+    const dir = join(tmp, "dot-eisdir");
+    await mkdir(join(dir, "graph.dot"), { recursive: true });
+    expectUserError(
+      await sprig(["compile", "--frames", "4", "--dot", join(dir, "graph.dot")]),
+      "graph.dot",
+    );
+    expect(await readdir(dir)).toEqual(["graph.dot"]);
+    expect(await readdir(join(dir, "graph.dot"))).toEqual([]);
+  });
+
+  it("a successful compile --dot writes a complete DOT file and nothing else", async () => {
+    const dir = join(tmp, "dot-ok");
+    await mkdir(dir);
+    const run = await sprig(["compile", "--frames", "4", "--dot", join(dir, "g.dot")]);
+    expect(run.code, run.stderr).toBe(0);
+    expect(await readdir(dir)).toEqual(["g.dot"]);
+    const text = await readFile(join(dir, "g.dot"), "utf8");
+    expect(text.startsWith('digraph "beit_4f" {')).toBe(true);
+    expect(text.trimEnd().endsWith("}")).toBe(true);
+    expect(text).toContain("blockSparseAttention");
+  });
+});
+
+describe("sprig verify", () => {
+  it("passes every case in ../shared/conformance", async () => {
+    const run = await sprig(["verify", CONFORMANCE], "tsx");
+    expect(run.code, run.stdout + run.stderr).toBe(0);
+    const out = lines(run.stdout);
+    expect(out.at(-1)).toBe("14 passed, 0 failed");
+    expect(out.filter((l) => l.startsWith("PASS "))).toHaveLength(14);
+  });
+
+  it("reports a truncated case as failed, with exit 1", async () => {
+    const dir = join(tmp, "truncated");
+    await mkdir(dir);
+    const name = "b1_selfattn_sparse_rpb_div";
+    await copyFile(join(CONFORMANCE, `${name}.json`), join(dir, `${name}.json`));
+    const bytes = await readFile(join(CONFORMANCE, `${name}.safetensors`));
+    await writeFile(
+      join(dir, `${name}.safetensors`),
+      bytes.subarray(0, Math.floor(bytes.length / 2)),
+    );
+    const run = await sprig(["verify", dir]);
+    expect(run.code).toBe(1);
+    expect(run.stderr).not.toContain("    at ");
+    const out = lines(run.stdout);
+    expect(out.at(-1)).toBe("0 passed, 1 failed");
+    expect(out.some((l) => l.startsWith("FAIL ") && l.includes(name))).toBe(true);
+  });
+});
