@@ -1,0 +1,261 @@
+import * as tf from "@tensorflow/tfjs-core";
+import type { Node } from "../../../src/ir/graph.js";
+import type { LowerContext, Step } from "../types.js";
+import { arg, inShape, outShape } from "../util.js";
+import {
+  allIds,
+  denseBias,
+  type RelPosInputs,
+  relPosInputs,
+  type SparseGeometry,
+  sparseGeometry,
+  sparseGlobalBias,
+  sparseLocalBias,
+  staticRelPos,
+} from "./attention-common.js";
+
+/**
+ * Attention with tfjs ops only ("device" strategy): batched matMuls over (batch, head) and,
+ * for block-sparse attention, over (batch, head, query block), with key and value blocks
+ * gathered once per layer. Nothing is read back, so this runs on every tfjs backend; it is
+ * the lowering for cpu, webgl and webgpu.
+ *
+ * Logits are formed from pre-scaled queries, (q/√d)·k, rather than (q·k)/√d: one pass over
+ * [N, C] instead of one over every logit; the two differ by float32 rounding only.
+ */
+
+/** Position ids [rows, N] on the device: 0 for the CLS token, tokenIdx + 1 after it. */
+function deviceIds(tokenIdx: tf.Tensor): tf.Tensor {
+  const [rows] = tokenIdx.shape as [number];
+  return tf.concat([tf.zeros([rows, 1], "int32"), tf.add(tokenIdx, tf.scalar(1, "int32"))], 1);
+}
+
+/** Head numbers shaped to broadcast along axis 1 of a rank-`rank` index tensor. */
+function headAxis(heads: number, rank: number): tf.Tensor {
+  const shape = Array.from({ length: rank }, (_, i) => (i === 1 ? heads : 1));
+  return tf.reshape(tf.range(0, heads, 1, "int32"), shape);
+}
+
+/** table[index(a, c), h] gathered from the flattened [P+3, H] table. */
+function gatherBias(
+  rp: RelPosInputs,
+  inputs: readonly tf.Tensor[],
+  a: tf.Tensor,
+  c: tf.Tensor,
+  heads: number,
+  rank: number,
+): tf.Tensor {
+  const table = tf.reshape(arg(inputs, rp.tableInput), [-1]);
+  return tf.gather(table, rp.rel.deviceFlatIndex(a, c, heads, headAxis(heads, rank)));
+}
+
+// ---- dense -------------------------------------------------------------------------------------
+
+/**
+ * attention: per (b, h), logits = (q/√d) kᵀ + bias + mask, p = softmax, context = p v, as
+ * rank-4 batched matMuls: q [B, H, Nq, d] x kᵀ [B, H, d, Nk], p [B, H, Nq, Nk] x v [B, H, Nk, d].
+ * The bias is [B'|1, H, Nq, Nk]: precomputed when the table and token index are known at
+ * compile time, else gathered from the table at indices computed with integer ops.
+ */
+export function denseAttentionDevice(node: Node<"attention">, ctx: LowerContext): Step {
+  const { heads, numCls, probs, mask, relPosBias } = node.attrs;
+  const [batch, nq, c] = inShape(ctx.graph, node, 0) as [number, number, number];
+  const nk = inShape(ctx.graph, node, 1)[1]!;
+  const d = c / heads;
+  const scale = 1 / Math.sqrt(d);
+  const rows = probs === "cls" ? numCls : nq;
+  const rp = relPosInputs(node, relPosBias?.window, mask ? 4 : 3, ctx);
+  const known = staticRelPos(rp);
+  let staticBias: tf.Tensor | null = null;
+  if (rp !== null && known !== null && rp.idxRows * heads * nq * nk <= ctx.staticBiasLimit) {
+    const plane = heads * nq * nk;
+    const data = new Float32Array(rp.idxRows * plane);
+    allIds(node, rp, known.tokenIdx, nq).forEach((ids, row) => {
+      data.set(denseBias(rp.rel, known.table, heads, ids, nq, nk), row * plane);
+    });
+    staticBias = ctx.keep(tf.tensor4d(data, [rp.idxRows, heads, nq, nk]));
+  }
+  const contextShape = outShape(node, 0);
+  return (inputs) => {
+    const q = tf.mul(arg(inputs, 0), scale);
+    const qh = tf.transpose(tf.reshape(q, [batch, nq, heads, d]), [0, 2, 1, 3]);
+    const khT = tf.transpose(tf.reshape(arg(inputs, 1), [batch, nk, heads, d]), [0, 2, 3, 1]);
+    const vh = tf.transpose(tf.reshape(arg(inputs, 2), [batch, nk, heads, d]), [0, 2, 1, 3]);
+    let logits = tf.matMul(qh, khT);
+    if (rp !== null) {
+      let bias = staticBias;
+      if (bias === null) {
+        const ids = deviceIds(arg(inputs, rp.tableInput + 1));
+        const a = tf.reshape(ids, [rp.idxRows, 1, nq, 1]);
+        const k = tf.reshape(ids, [rp.idxRows, 1, 1, nk]);
+        bias = gatherBias(rp, inputs, a, k, heads, 4);
+      }
+      logits = tf.add(logits, bias);
+    }
+    if (mask) logits = tf.add(logits, tf.reshape(arg(inputs, 3), [batch, 1, 1, nk]));
+    const p = tf.softmax(logits);
+    const context = tf.transpose(tf.matMul(p, vh), [0, 2, 1, 3]);
+    const kept = rows === nq ? p : tf.slice(p, [0, 0, 0, 0], [batch, heads, rows, nk]);
+    return [tf.reshape(context, contextShape), kept];
+  };
+}
+
+// ---- block-sparse ------------------------------------------------------------------------------
+
+/**
+ * Flat row numbers, [B·H·M·Kk], into per-head keys [B·H·(N+1), d] that carry an appended
+ * zero row per (b, h): key slot s of block m reads row (b·H + h)·(N+1) + position, padded
+ * keys the zero row at position N. (A flat gather on axis 0 rather than tf.gather with
+ * batchDims, which tfjs-wasm 4.22 computes wrongly for batchDims = 2.)
+ */
+function keyGatherIndex(geo: SparseGeometry): tf.Tensor {
+  const { batch, heads, blocks, keys, layoutHeads, keyPos, tokens } = geo;
+  const per = blocks * keys;
+  const data = new Int32Array(batch * heads * per);
+  for (let b = 0; b < batch; b++) {
+    for (let h = 0; h < heads; h++) {
+      const lh = layoutHeads === 1 ? 0 : h;
+      const dst = (b * heads + h) * per;
+      const rowBase = (b * heads + h) * (tokens + 1);
+      for (let i = 0; i < per; i++) {
+        const pos = keyPos[lh * per + i]!;
+        data[dst + i] = rowBase + (pos < 0 ? tokens : pos);
+      }
+    }
+  }
+  return tf.tensor1d(data, "int32");
+}
+
+/**
+ * blockSparseAttention, batched over (b, h, m):
+ *   local queries  q_l [B, H, M, bs, d]  (zero-padded to M·bs rows),
+ *   keys, values   k_g, v_g [B, H, M, Kk, d]  (one gather per layer; padded keys read an
+ *                  appended zero row, so their logit is exactly 0 as in the reference),
+ *   logits         q_l k_gᵀ + bias  [B, H, M, bs, Kk], where the bias carries the
+ *                  relative-position term and, in padding mode "masked", -∞ at padded keys,
+ *   context        softmax(logits) v_g, rows of padded queries dropped.
+ * Global queries are dense over all N keys (their probabilities are output 1).
+ */
+export function blockSparseAttentionDevice(
+  node: Node<"blockSparseAttention">,
+  ctx: LowerContext,
+): Step {
+  const geo = sparseGeometry(node, ctx);
+  const { batch, tokens, hidden, heads, headDim, global, blockSize, local, blocks, keys } = geo;
+  const scale = 1 / Math.sqrt(headDim);
+  const padRows = blocks * blockSize - local;
+  const rp = relPosInputs(node, node.attrs.relPosBias?.window, 3, ctx);
+  const gatherIndex = ctx.keep(keyGatherIndex(geo));
+  const lh = geo.layoutHeads;
+
+  // -∞ at padded keys (masked mode), [1, H', M, 1, Kk]; added to the per-run bias too.
+  let padMask: tf.Tensor | null = null;
+  if (geo.masked) {
+    const data = new Float32Array(lh * blocks * keys);
+    geo.keyPos.forEach((pos, i) => {
+      if (pos < 0) data[i] = Number.NEGATIVE_INFINITY;
+    });
+    padMask = ctx.keep(tf.tensor(data, [1, lh, blocks, 1, keys]));
+  }
+
+  // Precomputed bias when table and token index are known and small enough.
+  const known = staticRelPos(rp);
+  let localBias: tf.Tensor | null = null;
+  let globalBias: tf.Tensor | null = null;
+  if (rp !== null && known !== null) {
+    const localPlane = heads * blocks * blockSize * keys;
+    if (rp.idxRows * localPlane <= ctx.staticBiasLimit) {
+      const ids = allIds(node, rp, known.tokenIdx, tokens);
+      const globalPlane = heads * global * tokens;
+      const localData = new Float32Array(rp.idxRows * localPlane);
+      const globalData = new Float32Array(rp.idxRows * globalPlane);
+      ids.forEach((row, i) => {
+        localData.set(sparseLocalBias(geo, rp.rel, known.table, row), i * localPlane);
+        globalData.set(sparseGlobalBias(geo, rp.rel, known.table, row), i * globalPlane);
+      });
+      localBias = ctx.keep(
+        tf.tensor(localData, [rp.idxRows, heads, blocks, blockSize, keys], "float32"),
+      );
+      globalBias = ctx.keep(tf.tensor(globalData, [rp.idxRows, heads, global, tokens], "float32"));
+    }
+  }
+  // Positions whose ids the per-run bias needs (padding -> position 0, the CLS id).
+  let queryPos: tf.Tensor | null = null;
+  let keyPosT: tf.Tensor | null = null;
+  if (rp !== null && localBias === null) {
+    const q = new Int32Array(blocks * blockSize);
+    for (let p = 0; p < q.length; p++) q[p] = p < local ? global + p : 0;
+    queryPos = ctx.keep(tf.tensor1d(q, "int32"));
+    keyPosT = ctx.keep(
+      tf.tensor1d(
+        geo.keyPos.map((p) => Math.max(p, 0)),
+        "int32",
+      ),
+    );
+  }
+
+  const contextShape = outShape(node, 0);
+  return (inputs) => {
+    const q = tf.mul(arg(inputs, 0), scale);
+    const split = (x: tf.Tensor) =>
+      tf.transpose(tf.reshape(x, [batch, tokens, heads, headDim]), [0, 2, 1, 3]);
+    const kh = split(arg(inputs, 1));
+    const vh = split(arg(inputs, 2));
+
+    // Local rows.
+    let ql = tf.slice(q, [0, global, 0], [batch, local, hidden]);
+    if (padRows > 0)
+      ql = tf.pad(ql, [
+        [0, 0],
+        [0, padRows],
+        [0, 0],
+      ]);
+    const qb = tf.transpose(
+      tf.reshape(ql, [batch, blocks, blockSize, heads, headDim]),
+      [0, 3, 1, 2, 4],
+    );
+    const zeroRow = tf.zeros([batch, heads, 1, headDim]);
+    const blocksOf = (x: tf.Tensor) => {
+      const rows = tf.reshape(tf.concat([x, zeroRow], 2), [batch * heads * (tokens + 1), headDim]);
+      return tf.reshape(tf.gather(rows, gatherIndex), [batch, heads, blocks, keys, headDim]);
+    };
+    let logits = tf.matMul(qb, blocksOf(kh), false, true);
+    let gBias = globalBias;
+    if (rp !== null) {
+      let bias = localBias;
+      if (bias === null) {
+        const ids = deviceIds(arg(inputs, rp.tableInput + 1));
+        const rows = rp.idxRows;
+        const a = tf.reshape(tf.gather(ids, queryPos!, 1), [rows, 1, blocks, blockSize, 1]);
+        const c = tf.reshape(tf.gather(ids, keyPosT!, 1), [rows, lh, blocks, 1, keys]);
+        bias = gatherBias(rp, inputs, a, c, heads, 5);
+        if (padMask !== null) bias = tf.add(bias, padMask);
+        const ag = tf.reshape(tf.slice(ids, [0, 0], [rows, global]), [rows, 1, global, 1]);
+        const cg = tf.reshape(ids, [rows, 1, 1, tokens]);
+        gBias = gatherBias(rp, inputs, ag, cg, heads, 4);
+      }
+      logits = tf.add(logits, bias);
+    } else if (padMask !== null) {
+      logits = tf.add(logits, padMask);
+    }
+    const localContext = tf.transpose(tf.matMul(tf.softmax(logits), blocksOf(vh)), [0, 2, 3, 1, 4]);
+    let contextLocal = tf.reshape(localContext, [batch, blocks * blockSize, hidden]);
+    if (padRows > 0) contextLocal = tf.slice(contextLocal, [0, 0, 0], [batch, local, hidden]);
+
+    // Global rows: dense over all N keys.
+    if (global === 0) return [contextLocal, tf.zeros([batch, heads, 0, tokens])];
+    const qg = tf.transpose(
+      tf.reshape(tf.slice(q, [0, 0, 0], [batch, global, hidden]), [batch, global, heads, headDim]),
+      [0, 2, 1, 3],
+    );
+    let globalLogits = tf.matMul(qg, kh, false, true);
+    if (gBias !== null) globalLogits = tf.add(globalLogits, gBias);
+    const pg = tf.softmax(globalLogits);
+    const contextGlobal = tf.reshape(tf.transpose(tf.matMul(pg, vh), [0, 2, 1, 3]), [
+      batch,
+      global,
+      hidden,
+    ]);
+    return [tf.reshape(tf.concat([contextGlobal, contextLocal], 1), contextShape), pg];
+  };
+}
