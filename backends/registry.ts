@@ -7,6 +7,10 @@ import type { Backend } from "./backend.js";
  */
 const LOADERS = {
   reference: async () => (await import("./reference/index.js")).referenceBackend,
+  onnx: async () => (await import("./onnx/index.js")).onnxBackend,
+  "tfjs-cpu": async () => (await import("./tfjs/index.js")).tfjsBackend("cpu"),
+  "tfjs-wasm": async () => (await import("./tfjs/index.js")).tfjsBackend("wasm"),
+  gpujs: async () => (await import("./gpujs/index.js")).gpujsBackend,
 } satisfies Record<string, () => Promise<Backend>>;
 
 export type BackendName = keyof typeof LOADERS;

@@ -1,0 +1,254 @@
+import "@tensorflow/tfjs-backend-webgl";
+import * as tf from "@tensorflow/tfjs-core";
+import type { Backend, Executable } from "../backends/backend.js";
+import { compileGpujs } from "../backends/gpujs/index.js";
+import { ProgramRunner } from "../backends/gpujs/runtime.js";
+import { tfjsBackend } from "../backends/tfjs/index.js";
+import { nodeLabel } from "../src/ir/graph.js";
+import type { HostTensor } from "../src/ir/tensor.js";
+import type { BrowserBackend } from "./protocol.js";
+
+/**
+ * The page's backends, built directly (the registry is Node-only): gpujs in gpu mode, which
+ * the bundle maps to gpu.js's WebGL2 engine (shims/gpujs-mode.ts), and tfjs on its webgl
+ * backend. Each is wrapped so that a case run also reports its compile and run times and,
+ * on request, per-kernel times from one extra profiled run:
+ * - gpujs: the backend has no profiling hook, so ProgramRunner's kernel launch is wrapped
+ *   (see installGpujsProfiler): each launch is followed by a one-texel read of its result,
+ *   and the time from launch to read is charged to the kernel and the graph node it ran for;
+ * - tfjs: tf.profile, which reports every tfjs kernel with its time (GPU timer queries where
+ *   the context has EXT_disjoint_timer_query_webgl2, else wall time with a read-back).
+ * gpujs's profiled run waits for every kernel, so it takes longer than a normal run.
+ */
+
+export interface KernelTime {
+  readonly kernel: string;
+  readonly nodes: readonly string[];
+  readonly calls: number;
+  readonly ms: number;
+}
+
+/** What one compile + run of a case measured. */
+export interface RunRecord {
+  compileMs: number | null;
+  runMs: number | null;
+  profiledRunMs: number | null;
+  detail: string | null;
+  kernels: KernelTime[] | null;
+}
+
+class KernelTally {
+  private readonly byKernel = new Map<string, { nodes: Set<string>; calls: number; ms: number }>();
+
+  add(kernel: string, node: string | null, ms: number): void {
+    let entry = this.byKernel.get(kernel);
+    if (entry === undefined) {
+      entry = { nodes: new Set(), calls: 0, ms: 0 };
+      this.byKernel.set(kernel, entry);
+    }
+    if (node !== null) entry.nodes.add(node);
+    entry.calls += 1;
+    entry.ms += ms;
+  }
+
+  rows(): KernelTime[] {
+    return [...this.byKernel]
+      .map(([kernel, e]) => ({ kernel, nodes: [...e.nodes], calls: e.calls, ms: e.ms }))
+      .sort((a, b) => b.ms - a.ms);
+  }
+}
+
+// ---------------------------------------------------------------------------------------
+// gpujs: per-kernel times by wrapping ProgramRunner's launch
+// ---------------------------------------------------------------------------------------
+
+/** The parts of ProgramRunner (private in TypeScript) the profiler relies on. */
+interface RunnerInternals {
+  readonly program: ProgramRunner["program"];
+  call(name: string, args: unknown[], node: number | null): unknown;
+}
+
+/** What a gpu.js WebGL texture (a pipelined kernel's result) offers for reading it back. */
+interface GlTexture {
+  readonly context: WebGL2RenderingContext;
+  readonly texture: WebGLTexture;
+  framebuffer(): WebGLFramebuffer;
+}
+
+function isGlTexture(value: unknown): value is GlTexture {
+  return (
+    typeof value === "object" &&
+    value !== null &&
+    "context" in value &&
+    "texture" in value &&
+    "framebuffer" in value &&
+    typeof value.framebuffer === "function" &&
+    typeof WebGL2RenderingContext !== "undefined" &&
+    value.context instanceof WebGL2RenderingContext
+  );
+}
+
+const pixel = new Float32Array(4);
+
+/**
+ * Waits until the GPU has written `result`: reads back one texel of it (as gpu.js's own
+ * toArray does for all of them). gl.finish() would not do: Chrome does not block on it.
+ */
+function waitForTexture(result: unknown): void {
+  if (!isGlTexture(result)) return;
+  const gl = result.context;
+  gl.bindFramebuffer(gl.FRAMEBUFFER, result.framebuffer());
+  gl.framebufferTexture2D(gl.FRAMEBUFFER, gl.COLOR_ATTACHMENT0, gl.TEXTURE_2D, result.texture, 0);
+  gl.readPixels(0, 0, 1, 1, gl.RGBA, gl.FLOAT, pixel);
+}
+
+let gpujsTally: KernelTally | null = null;
+let gpujsProfiler: string | null = null;
+
+/**
+ * Wraps ProgramRunner.prototype.call once. Outside a profiled run the wrapper only forwards;
+ * inside one it times each launch until its result texture is readable. Returns why
+ * profiling is impossible, or null when installed.
+ */
+function installGpujsProfiler(): string | null {
+  if (gpujsProfiler !== null) return gpujsProfiler === "ok" ? null : gpujsProfiler;
+  const proto = ProgramRunner.prototype as unknown as RunnerInternals;
+  if (typeof proto.call !== "function") {
+    gpujsProfiler =
+      "ProgramRunner has no call(name, args, node) method to wrap; the gpujs backend needs a profiling hook";
+    return gpujsProfiler;
+  }
+  const launch = proto.call;
+  proto.call = function (this: RunnerInternals, name, args, node) {
+    const tally = gpujsTally;
+    if (tally === null) return launch.call(this, name, args, node);
+    const start = performance.now();
+    const result = launch.call(this, name, args, node);
+    waitForTexture(result);
+    const ms = performance.now() - start;
+    const graphNode = node === null ? undefined : this.program.graph.nodes[node];
+    tally.add(name, graphNode === undefined ? "upload" : nodeLabel(graphNode), ms);
+    return result;
+  };
+  gpujsProfiler = "ok";
+  return null;
+}
+
+async function profileGpujs(
+  executable: Executable,
+  inputs: Readonly<Record<string, HostTensor>>,
+): Promise<KernelTime[]> {
+  const problem = installGpujsProfiler();
+  if (problem !== null) throw new Error(problem);
+  gpujsTally = new KernelTally();
+  try {
+    await executable.run(inputs);
+    return gpujsTally.rows();
+  } finally {
+    gpujsTally = null;
+  }
+}
+
+// ---------------------------------------------------------------------------------------
+// tfjs: tf.profile
+// ---------------------------------------------------------------------------------------
+
+async function profileTfjs(
+  executable: Executable,
+  inputs: Readonly<Record<string, HostTensor>>,
+): Promise<KernelTime[]> {
+  const info = await tf.profile(async () => {
+    await executable.run(inputs);
+    return [];
+  });
+  const tally = new KernelTally();
+  for (const kernel of info.kernels) {
+    const ms = typeof kernel.kernelTimeMs === "number" ? kernel.kernelTimeMs : Number.NaN;
+    tally.add(kernel.name, null, ms);
+  }
+  return tally.rows();
+}
+
+/** How each backend's per-kernel times are taken (shown on the page). */
+export function profileMethod(backend: BrowserBackend): string {
+  if (backend === "gpujs") {
+    return "each generated kernel timed from launch until one texel of its result reads back (wrapping ProgramRunner's launch; the backend has no profiling hook)";
+  }
+  const timers = tf.env().getNumber("WEBGL_DISJOINT_QUERY_TIMER_EXTENSION_VERSION") > 0;
+  return timers
+    ? "tf.profile with WebGL timer queries (GPU time per tfjs kernel)"
+    : "tf.profile without timer queries (wall time per tfjs kernel, each followed by a read-back)";
+}
+
+// ---------------------------------------------------------------------------------------
+// The wrapped backends
+// ---------------------------------------------------------------------------------------
+
+const gpujsWebgl2: Backend = {
+  name: "gpujs",
+  description: "gpu.js kernels generated per node, on gpu.js's WebGL2 engine",
+  availability: async () => ({ ok: true, detail: "gpu.js WebGL2" }),
+  // debug 0: the Node default reads process.env.
+  compile: (graph, weights, options) =>
+    compileGpujs(graph, weights, { ...options, mode: "gpu", debug: 0 }),
+};
+
+const INNER: Readonly<Record<BrowserBackend, Backend>> = {
+  gpujs: gpujsWebgl2,
+  "tfjs-webgl": tfjsBackend("webgl"),
+};
+
+const PROFILERS: Readonly<
+  Record<
+    BrowserBackend,
+    (e: Executable, inputs: Readonly<Record<string, HostTensor>>) => Promise<KernelTime[]>
+  >
+> = { gpujs: profileGpujs, "tfjs-webgl": profileTfjs };
+
+/**
+ * The backend `name`, wrapped to fill `record` on compile and run; with `profile`, each run
+ * is followed by a profiled run whose per-kernel times land in record.kernels.
+ */
+export function recordingBackend(
+  name: BrowserBackend,
+  record: RunRecord,
+  profile: boolean,
+): Backend {
+  const inner = INNER[name];
+  return {
+    name: inner.name,
+    description: inner.description,
+    availability: () => inner.availability(),
+    compile: async (graph, weights, options) => {
+      const start = performance.now();
+      const executable = await inner.compile(graph, weights, options);
+      record.compileMs = performance.now() - start;
+      record.detail = executable.detail;
+      return {
+        backend: executable.backend,
+        graph: executable.graph,
+        get detail() {
+          return executable.detail;
+        },
+        run: async (inputs) => {
+          const runStart = performance.now();
+          const outputs = await executable.run(inputs);
+          record.runMs = performance.now() - runStart;
+          record.detail = executable.detail;
+          if (profile) {
+            const profileStart = performance.now();
+            record.kernels = await PROFILERS[name](executable, inputs);
+            record.profiledRunMs = performance.now() - profileStart;
+          }
+          return outputs;
+        },
+        dispose: () => executable.dispose(),
+      };
+    },
+  };
+}
+
+/** A plain (unrecorded) backend, for the benchmark. */
+export function browserBackend(name: BrowserBackend): Backend {
+  return INNER[name];
+}
