@@ -1,5 +1,7 @@
 import { Command, CommanderError } from "commander";
 import { SprigError } from "../ir/errors.js";
+import { registerEmit } from "./commands/emit.js";
+import { registerExport } from "./commands/export.js";
 import { registerCompile, registerReport } from "./commands/report.js";
 import { registerBench, registerRun } from "./commands/run.js";
 import { registerVerify } from "./commands/verify.js";
@@ -23,6 +25,8 @@ export function buildProgram(): Command {
   registerReport(program);
   registerCompile(program);
   registerVerify(program);
+  registerExport(program);
+  registerEmit(program);
   return program;
 }
 

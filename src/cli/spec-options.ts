@@ -61,6 +61,23 @@ export function addSpecOptions(command: Command): Command {
     .option("--layers <n>", "encoder layers (default 12)");
 }
 
+/**
+ * `export` and `emit` take the config file as an optional positional argument too
+ * (`sprig export svitt-16.json --onnx m.onnx`); it means the same as --config.
+ */
+export function withConfigArgument<F extends SpecFlags>(
+  positional: string | undefined,
+  flags: F,
+): F {
+  if (positional === undefined) return flags;
+  if (flags.config !== undefined && flags.config !== positional) {
+    throw new SprigError(
+      `two config files given: "${positional}" and --config "${flags.config}"; pass one`,
+    );
+  }
+  return { ...flags, config: positional };
+}
+
 function integer(field: string, text: string): number {
   const value = Number(text);
   if (!/^-?\d+$/.test(text.trim()) || !Number.isSafeInteger(value)) {

@@ -6,7 +6,12 @@ import { compileVision } from "../../api/compile.js";
 import { debugLevelFromEnv, stderrSink } from "../../debug.js";
 import { writeFileAtomic } from "../../io/atomic.js";
 import { SprigError } from "../../ir/errors.js";
-import { addSpecOptions, type SpecFlags, specFromFlags } from "../spec-options.js";
+import {
+  addSpecOptions,
+  type SpecFlags,
+  specFromFlags,
+  withConfigArgument,
+} from "../spec-options.js";
 
 /**
  * `sprig emit --out DIR`: compiles the vision encoder and writes the standalone gpu.js
@@ -103,12 +108,14 @@ export function registerEmit(program: Command): void {
   addSpecOptions(
     program
       .command("emit")
+      .argument("[config]", "JSON model config (same as --config)")
       .description(
         "compile the vision encoder and write a standalone TypeScript module of gpu.js kernels for it",
       )
       .requiredOption("--out <dir>", "directory to write the module into (created if missing)")
       .option("--force", "write into a non-empty directory, replacing the module's files"),
-  ).action(async (flags: EmitFlags) => {
+  ).action(async (config: string | undefined, given: EmitFlags) => {
+    const flags = withConfigArgument(config, given);
     const spec = await specFromFlags(flags);
     const compiled = compileVision(spec);
     const variant = spec.sparsity.attention === null ? "dense" : "SViTT";

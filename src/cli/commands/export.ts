@@ -5,7 +5,12 @@ import { ConfigError } from "../../ir/errors.js";
 import { graphInputs } from "../../ir/graph.js";
 import { formatType } from "../../ir/tensor.js";
 import { initWeights } from "../../models/init.js";
-import { addSpecOptions, type SpecFlags, specFromFlags } from "../spec-options.js";
+import {
+  addSpecOptions,
+  type SpecFlags,
+  specFromFlags,
+  withConfigArgument,
+} from "../spec-options.js";
 
 interface ExportFlags extends SpecFlags {
   readonly onnx?: string;
@@ -35,6 +40,7 @@ export function registerExport(program: Command): void {
   addSpecOptions(
     program
       .command("export")
+      .argument("[config]", "JSON model config (same as --config)")
       .description("compile the vision encoder and write it as an ONNX model (seeded weights)")
       .requiredOption("--onnx <file>", "where to write the ONNX model")
       .option("--weight-seed <n>", "seed of the synthetic weights (default 0)")
@@ -42,7 +48,8 @@ export function registerExport(program: Command): void {
         "--portable",
         "standard ONNX ops only (by default attention uses onnxruntime's MultiHeadAttention)",
       ),
-  ).action(async (flags: ExportFlags) => {
+  ).action(async (config: string | undefined, given: ExportFlags) => {
+    const flags = withConfigArgument(config, given);
     const path = flags.onnx!;
     const seed = weightSeed(flags.weightSeed);
     const spec = await specFromFlags(flags);
