@@ -18,27 +18,6 @@ import { type BrowserSession, startSession, tail } from "./harness.js";
  * and per-kernel timings, and the attention benchmark mode reports its ratios.
  */
 
-interface KnownFailure {
-  readonly error: RegExp;
-  readonly why: string;
-}
-
-const TFJS_WHERE_RANK5: KnownFailure = {
-  error: /blockSparseAttention .* failed: Where for rank 5 is not yet supported/,
-  why: "backends/tfjs bug: the per-run relative-position bias of blockSparseAttention (token index known only at run time) selects with tf.where on rank-5 tensors (ops/relpos.ts deviceFlatIndex, called by ops/attention-device.ts gatherBias(..., 5)); tfjs-webgl's Select kernel supports rank <= 4",
-};
-
-/**
- * "backend case" pairs that fail for a known reason, pinned by their error so that the test
- * fails when anything changes, including when the failure goes away (then delete the entry).
- * None is a precision limit: every case that runs passes within its sidecar tolerances.
- */
-const KNOWN_FAILURES: Readonly<Record<string, KnownFailure>> = {
-  "tfjs-webgl c2_layer_sparse_keep07_pad_tokenidx": TFJS_WHERE_RANK5,
-  "tfjs-webgl d1_encoder4_drop12_keep07": TFJS_WHERE_RANK5,
-  "tfjs-webgl h1_model_pixels_sparse": TFJS_WHERE_RANK5,
-};
-
 /** Cases whose run is followed by a profiled run, checked for sane per-kernel timings. */
 const PROFILED = new Set(["c1_layer_sparse_keep07", "h1_model_pixels_sparse"]);
 
@@ -101,23 +80,15 @@ describe("the browser bundle", () => {
 
 describe.each(BROWSER_BACKENDS)("conformance on %s in Chromium", (backend) => {
   for (const name of CASES) {
-    const known = KNOWN_FAILURES[`${backend} ${name}`];
     const timeout = SLOW_CASES.has(name) ? 600_000 : 180_000;
     it(
-      known === undefined ? name : `${name} (known failure)`,
+      name,
       async () => {
         const row = await runInPage(name, backend, PROFILED.has(name));
         const failures = row.checks
           .filter((check) => !check.passed)
           .map((check) => `${check.name}: ${check.detail}`);
         const context = `${name} on ${backend}\n${tail(session!.log)}`;
-        if (known !== undefined) {
-          expect(row.passed, `known failure now passes (${known.why}): delete its entry`).toBe(
-            false,
-          );
-          expect(row.error, context).toMatch(known.error);
-          return;
-        }
         expect(row.error, context).toBeNull();
         expect(failures, context).toEqual([]);
         expect(row.checks.length).toBeGreaterThan(0);

@@ -127,14 +127,20 @@ export class RelPos {
         w,
       );
     };
+    // The case split of `index` as integer arithmetic on 0/1 flags rather than tf.where:
+    // tfjs-webgl's Select kernel stops at rank 4 and block-sparse biases are rank 5.
+    //   index = aCls ? P + 2·cCls : (cCls ? P + 1 : local)
     const zero = tf.scalar(0, "int32");
-    const aCls = tf.equal(a, zero);
-    const cCls = tf.equal(c, zero);
+    const one = tf.scalar(1, "int32");
+    const aCls = tf.cast(tf.equal(a, zero), "int32");
+    const cCls = tf.cast(tf.equal(c, zero), "int32");
     const local = tf.add(tf.sub(u(a), u(c)), tf.scalar(this.k0, "int32"));
-    const p = (offset: number) => tf.scalar(this.pairs + offset, "int32");
-    const fromCls = tf.where(cCls, p(2), p(0));
-    const toCls = tf.where(cCls, p(1), local);
-    const index = tf.where(aCls, fromCls, toCls);
+    const fromCls = tf.add(tf.scalar(this.pairs, "int32"), tf.mul(cCls, tf.scalar(2, "int32")));
+    const toCls = tf.add(
+      tf.mul(cCls, tf.scalar(this.pairs + 1, "int32")),
+      tf.mul(tf.sub(one, cCls), local),
+    );
+    const index = tf.add(tf.mul(aCls, fromCls), tf.mul(tf.sub(one, aCls), toCls));
     return tf.add(tf.mul(index, tf.scalar(heads, "int32")), head);
   }
 }
