@@ -8,10 +8,16 @@ import { mkdir, writeFile } from "node:fs/promises";
 import { cpus, totalmem } from "node:os";
 import b from "benny";
 
+/** What a case's set-up returns: the function to time, and how to free what it holds. */
+export interface Timed {
+  readonly run: () => unknown;
+  readonly dispose?: () => void;
+}
+
 export interface BenchCase {
   readonly name: string;
   /** Called once before timing; returns the function to time (may be async). */
-  readonly setup: () => Promise<() => unknown> | (() => unknown);
+  readonly setup: () => Promise<(() => unknown) | Timed> | (() => unknown) | Timed;
   /** Work per call, for GFLOP/s columns (multiply-adds; 2 flops each). */
   readonly macs?: number;
 }
@@ -46,18 +52,30 @@ export async function runSuite(
   options: { minSamples?: number; maxTime?: number } = {},
 ): Promise<SuiteSummary> {
   const prepared: { name: string; fn: () => unknown; macs?: number }[] = [];
-  for (const c of cases)
-    prepared.push({ name: c.name, fn: await c.setup(), ...(c.macs ? { macs: c.macs } : {}) });
-  const summary = await b.suite(
-    suite,
-    ...prepared.map((c) =>
-      b.add(c.name, async () => {
-        await c.fn();
+  const disposers: (() => void)[] = [];
+  for (const c of cases) {
+    const made = await c.setup();
+    const timed: Timed = typeof made === "function" ? { run: made } : made;
+    if (timed.dispose) disposers.push(timed.dispose);
+    prepared.push({ name: c.name, fn: timed.run, ...(c.macs ? { macs: c.macs } : {}) });
+  }
+  let summary: Awaited<ReturnType<typeof b.suite>>;
+  try {
+    summary = await b.suite(
+      suite,
+      ...prepared.map((c) =>
+        b.add(c.name, async () => {
+          await c.fn();
+        }),
+      ),
+      b.configure({
+        cases: { minSamples: options.minSamples ?? 5, maxTime: options.maxTime ?? 5 },
       }),
-    ),
-    b.configure({ cases: { minSamples: options.minSamples ?? 5, maxTime: options.maxTime ?? 5 } }),
-    b.cycle(() => undefined),
-  );
+      b.cycle(() => undefined),
+    );
+  } finally {
+    for (const dispose of disposers) dispose();
+  }
   const caseSummaries = summary.results.map((r, i) => {
     const samples = r.details.sampleResults.map((s) => s * 1000);
     const medianMs = r.details.median * 1000;

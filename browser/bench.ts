@@ -1,8 +1,6 @@
-import { attentionGraphs } from "../src/api/attention-bench.js";
-import { median } from "../src/api/run.js";
+import { attentionGraphs, attentionInputs, timeGraph } from "../src/api/attention-bench.js";
 import { analyzeCost } from "../src/cost.js";
 import type { Graph } from "../src/ir/graph.js";
-import { initWeights, syntheticClip } from "../src/models/init.js";
 import { browserBackend } from "./backends.js";
 import type { BenchRow, BrowserBackend } from "./protocol.js";
 
@@ -10,26 +8,10 @@ import type { BenchRow, BrowserBackend } from "./protocol.js";
  * The attention benchmark of `sprig bench --op attention`, in the browser: one layer's
  * attention at the SViTT token count (196·T + 1 tokens, BEiT-base: 12 heads of 64),
  * block-sparse (local 1 + random 3, block 56) against dense, with seeded weights and inputs
- * (src/models/init.ts). Each variant is compiled once, run once to warm up (shader
- * compilation, texture allocation), then timed `reps` times; the median is reported.
+ * (src/models/init.ts) and the token index as a run-time input (src/api/attention-bench.ts).
+ * Each variant is compiled once, run once to warm up (shader compilation, texture
+ * allocation), then timed `reps` times; the median is reported.
  */
-
-async function timeGraph(backend: BrowserBackend, graph: Graph, reps: number): Promise<number> {
-  const executable = await browserBackend(backend).compile(graph, initWeights(graph, 0));
-  try {
-    const inputs = syntheticClip(graph, 0);
-    await executable.run(inputs);
-    const samples: number[] = [];
-    for (let i = 0; i < reps; i++) {
-      const start = performance.now();
-      await executable.run(inputs);
-      samples.push(performance.now() - start);
-    }
-    return median(samples);
-  } finally {
-    executable.dispose();
-  }
-}
 
 function messageOf(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
@@ -41,14 +23,14 @@ export async function benchAttention(
   frames: number,
   reps: number,
 ): Promise<BenchRow> {
-  const { dense, sparse } = attentionGraphs(frames);
-  const tokens = dense.nodes.find((n) => n.op === "input")!.outputs[0]!.shape[1]!;
+  const { dense, sparse, tokens } = attentionGraphs(frames, { tokenIndex: "input" });
+  const inputs = attentionInputs(dense, frames);
   const macsRatio =
     analyzeCost(sparse).totals.attentionMacs / analyzeCost(dense).totals.attentionMacs;
   const errors: string[] = [];
   const attempt = async (variant: string, graph: Graph): Promise<number | null> => {
     try {
-      return await timeGraph(backend, graph, reps);
+      return await timeGraph(browserBackend(backend), graph, inputs, reps);
     } catch (error) {
       errors.push(`${variant}: ${messageOf(error)}`);
       return null;

@@ -25,15 +25,37 @@ export {
   type PatternSource,
   sparsifyAttention,
 } from "../passes/sparsify-attention.js";
+export {
+  type AttentionBenchResult,
+  type AttentionGraphs,
+  attentionGraphs,
+  attentionInputs,
+  benchAttention,
+  timeGraph,
+} from "./api/attention-bench.js";
 export { type CompiledModel, type CompileOptions, compileVision } from "./api/compile.js";
 export { type CaseResult, runCase } from "./api/conformance.js";
+export {
+  FASTEST_FIRST,
+  median,
+  pickBackend,
+  type RunOptions,
+  type RunResult,
+  runVision,
+} from "./api/run.js";
 export { listCases, loadCase } from "./conformance/case.js";
 export { type CostReport, type LayerCost, analyzeCost as costOf } from "./cost.js";
 export { readSafetensors, writeSafetensors } from "./io/safetensors.js";
 export * from "./ir/index.js";
-export { buildVisionModel } from "./models/beit.js";
+export {
+  type AttentionOnlyOptions,
+  buildAttentionOnly,
+  buildVisionModel,
+  spreadTokenIndex,
+} from "./models/beit.js";
 export { buildBertLayer } from "./models/bert.js";
 export * from "./models/config.js";
+export { initWeights, syntheticClip } from "./models/init.js";
 export * from "./models/presets.js";
 export { tokenOrder } from "./models/token-order.js";
 export { type Pass, type PassContext, runPasses } from "./pass-manager.js";

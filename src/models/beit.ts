@@ -1,7 +1,8 @@
 import { GraphBuilder } from "../ir/builder.js";
 import type { Graph, TensorRef } from "../ir/graph.js";
 import { relPosTableRows } from "../ir/relpos.js";
-import { i32Tensor } from "../ir/tensor.js";
+import { ConfigError } from "../ir/errors.js";
+import { type HostTensor, i32Tensor } from "../ir/tensor.js";
 import { type BeitConfig, checkVisionSpec, tokenWindow, type VisionModelSpec } from "./config.js";
 
 /**
@@ -223,19 +224,42 @@ export function buildVisionModel(
   return b.build();
 }
 
+export interface AttentionOnlyOptions {
+  readonly batch?: number;
+  /** Local tokens in the sequence (default: the whole window), as after token pruning. */
+  readonly keptTokens?: number;
+  /**
+   * Where the token index comes from: a graph constant (the identity, as entering the
+   * first layer; backends may precompute the bias from it) or a run-time i32 input named
+   * `token_idx` [1, keptTokens], as after a token drop (see spreadTokenIndex).
+   */
+  readonly tokenIndex?: "constant" | "input";
+}
+
 /**
  * One attention node of the encoder on its own: inputs q, k, v [B, N, C] (already
  * projected) for a clip of `frames` frames, the layer's relative position bias, outputs
  * context and CLS probabilities. Used to measure attention apart from the linear layers.
  */
-export function buildAttentionOnly(config: BeitConfig, frames: number, batch = 1): Graph {
+export function buildAttentionOnly(
+  config: BeitConfig,
+  frames: number,
+  options: AttentionOnlyOptions = {},
+): Graph {
   const window = tokenWindow(config, frames);
-  const localTokens = window[0] * window[1] * window[2];
+  const windowTokens = window[0] * window[1] * window[2];
+  const localTokens = options.keptTokens ?? windowTokens;
+  if (!(Number.isInteger(localTokens) && localTokens >= 1 && localTokens <= windowTokens)) {
+    throw new ConfigError(
+      "keptTokens",
+      `must be an integer in [1, ${windowTokens}], got ${localTokens}`,
+    );
+  }
   const tokens = localTokens + config.numClsTokens;
-  const b = new GraphBuilder(`attention_${frames}f`);
+  const batch = options.batch ?? 1;
+  const b = new GraphBuilder(`attention_${frames}f_${tokens}t`);
   const type = { dtype: "f32" as const, shape: [batch, tokens, config.hiddenSize] };
   const [q, k, v] = ["q", "k", "v"].map((name) => b.input(name, type));
-  const tokenIndex = identityTokenIndex(b, localTokens);
   const inputs = [q!, k!, v!];
   if (config.relPosBias) {
     inputs.push(
@@ -244,7 +268,13 @@ export function buildAttentionOnly(config: BeitConfig, frames: number, batch = 1
         config.numHeads,
       ]),
     );
-    inputs.push(tokenIndex);
+    inputs.push(
+      options.tokenIndex === "input"
+        ? b.input("token_idx", { dtype: "i32", shape: [1, localTokens] }, "tokenIndex")
+        : localTokens === windowTokens
+          ? identityTokenIndex(b, localTokens)
+          : b.constant("token_index", spreadTokenIndex(windowTokens, localTokens), "tokenIndex"),
+    );
   }
   const [context, clsProbs] = b.inLayer(0, () =>
     b.add("attention", inputs, {
@@ -258,4 +288,14 @@ export function buildAttentionOnly(config: BeitConfig, frames: number, batch = 1
   b.output("context", context!);
   b.output("cls_attention_probs", clsProbs!);
   return b.build();
+}
+
+/**
+ * `kept` of the `windowTokens` original positions, evenly spread and ascending: a stand-in
+ * for the run-time token index a token drop produces. i32 [1, kept].
+ */
+export function spreadTokenIndex(windowTokens: number, kept: number): HostTensor {
+  const values = new Int32Array(kept);
+  for (let i = 0; i < kept; i++) values[i] = Math.floor((i * windowTokens) / kept);
+  return i32Tensor([1, kept], values);
 }
