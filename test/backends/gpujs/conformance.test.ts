@@ -36,8 +36,16 @@ describe.each(MODES)("gpujs %s mode on every conformance case", (mode) => {
   }
 });
 
+/**
+ * CI sets SPRIG_REQUIRE_GPU_MODE=1: there headless-gl is built and test/setup/display.ts
+ * starts Xvfb, so a gpu mode that cannot run is a failure, not a skip.
+ */
 describe("gpu mode", () => {
-  it.skipIf(GL.ok)(`is skipped here: ${GL.detail}`, () => {
+  const required = process.env.SPRIG_REQUIRE_GPU_MODE === "1";
+  it.skipIf(GL.ok || required)(`is skipped here: ${GL.detail}`, () => {
     expect(GL.ok).toBe(false);
+  });
+  it.runIf(required)("runs here, as CI requires", () => {
+    expect(GL.ok, GL.detail).toBe(true);
   });
 });
