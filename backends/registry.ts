@@ -10,6 +10,8 @@ const LOADERS = {
   onnx: async () => (await import("./onnx/index.js")).onnxBackend,
   "tfjs-cpu": async () => (await import("./tfjs/index.js")).tfjsBackend("cpu"),
   "tfjs-wasm": async () => (await import("./tfjs/index.js")).tfjsBackend("wasm"),
+  // Listed so that the name is known everywhere; available only in a browser bundle.
+  "tfjs-webgl": async () => (await import("./tfjs/index.js")).tfjsBackend("webgl"),
   gpujs: async () => (await import("./gpujs/index.js")).gpujsBackend,
 } satisfies Record<string, () => Promise<Backend>>;
 

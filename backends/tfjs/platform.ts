@@ -87,7 +87,12 @@ export function initialise(kind: TfjsKind, options: PlatformOptions = {}): Promi
     pending = (async () => {
       setFlags();
       if (kind === "wasm") await prepareWasm(options);
-      else await registerBrowserBackend(kind);
+      else if (kind in BROWSER_BACKEND_PACKAGES && isNode()) {
+        // The package registers its backend only where it finds a browser (no WebGL here).
+        throw new Error(
+          `runs only in a browser (it needs ${kind === "webgpu" ? "WebGPU" : "WebGL"}); in Node use tfjs-wasm, or run it in Chromium (npm run test:browser; README, "In a browser")`,
+        );
+      } else await registerBrowserBackend(kind);
       if (tf.findBackendFactory(kind) === null) {
         throw new Error(`tfjs has no "${kind}" backend registered`);
       }

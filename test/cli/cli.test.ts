@@ -232,6 +232,14 @@ describe.concurrent("bad input: one message naming the field, non-zero exit, no 
     );
   });
 
+  it("--backend tfjs-webgl in Node says it runs only in a browser", async () => {
+    expectUserError(
+      await sprig(["verify", CONFORMANCE, "--backend", "tfjs-webgl"]),
+      "tfjs-webgl",
+      "runs only in a browser",
+    );
+  });
+
   it("compile --dot into a missing directory creates no file", async () => {
     expectUserError(
       await sprig(["compile", "--frames", "4", "--dot", "/nonexistent-dir/x.dot"]),
