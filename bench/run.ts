@@ -3,18 +3,20 @@
  * results as JSON in bench/results/ (one file per benny suite, plus summary.json) and a
  * markdown report in bench/results/summary.md, also printed.
  *
- *   npm run bench -- [--suites compile,matmul,attention,encoder,scale]
+ *   npm run bench -- [--suites compile,matmul,attention,encoder,scale,browser]
  *                    [--backends onnx,tfjs-wasm,...] [--frames 4,8,16] [--quick]
  *
  * Defaults: all suites; attention on onnx, tfjs-wasm, tfjs-cpu and gpujs at 4, 8 and 16
  * frames (the slow JavaScript backends at 4 and 8 unless --frames says otherwise); the
- * encoder on onnx and tfjs-wasm at 8 frames; scale on onnx. --quick: 4 and 8 frames, two
- * samples per case, no scale suite.
+ * encoder on onnx and tfjs-wasm at 8 frames; scale on onnx; browser: gpujs and tfjs-webgl in
+ * headless Chromium at 4, 8 and 16 frames. --quick: 4 and 8 frames, two samples per case,
+ * no scale or browser suite.
  */
 import { mkdir, writeFile } from "node:fs/promises";
 import { parseArgs } from "node:util";
 import { type BackendName, isBackendName } from "../src/index.js";
 import { ATTENTION_FRAMES, attentionTable, benchAttention } from "./attention.bench.js";
+import { benchBrowser, browserTable } from "./browser.bench.js";
 import { benchCompile } from "./compile.bench.js";
 import { availableBackends } from "./common.js";
 import { benchEncoder, encoderTable } from "./encoder.bench.js";
@@ -22,7 +24,7 @@ import { machineDescription, markdownTable, RESULTS_DIR, type SuiteSummary } fro
 import { benchMatmul } from "./matmul.bench.js";
 import { benchScale, SCALE_RSS_LIMIT_MB, scaleTable } from "./scale.bench.js";
 
-const SUITES = ["compile", "matmul", "attention", "encoder", "scale"] as const;
+const SUITES = ["compile", "matmul", "attention", "encoder", "scale", "browser"] as const;
 type Suite = (typeof SUITES)[number];
 
 /** JavaScript backends whose dense attention at 16 frames takes minutes per run. */
@@ -46,7 +48,10 @@ const { values } = parseArgs({
   },
 });
 const quick = values.quick === true;
-const suites = list(values.suites, quick ? SUITES.filter((s) => s !== "scale") : SUITES);
+const suites = list(
+  values.suites,
+  quick ? SUITES.filter((s) => s !== "scale" && s !== "browser") : SUITES,
+);
 for (const s of suites)
   if (!(SUITES as readonly string[]).includes(s))
     fail(`unknown suite "${s}"; known: ${SUITES.join(", ")}`);
@@ -141,6 +146,16 @@ if (has("scale")) {
     "Long clips: peak memory",
     scaleTable(rows),
     `Each row is a fresh \`sprig run --json\` process; issue 3 asks SViTT at 32 and 64 frames to stay under ${SCALE_RSS_LIMIT_MB} MiB.`,
+  );
+}
+
+if (has("browser")) {
+  const rows = await benchBrowser(frames.join(","));
+  json.browser = rows;
+  section(
+    "Browser backends: block-sparse against dense attention",
+    browserTable(rows),
+    "Headless Chromium, WebGL2 on SwiftShader (software): ratios, not GPU speed. One warm-up run, then the median of the timed runs.",
   );
 }
 

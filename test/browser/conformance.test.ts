@@ -8,7 +8,7 @@ import {
   type SprigGlobals,
 } from "../../browser/protocol.js";
 import { DEFAULT_CASES_DIR } from "../../browser/server.js";
-import { type BrowserSession, startSession, tail } from "./harness.js";
+import { type BrowserSession, startSession } from "../../browser/session.js";
 
 /**
  * Every conformance case in headless Chromium, on gpujs (gpu.js's WebGL2 engine) and
@@ -30,6 +30,11 @@ const CASES = readdirSync(DEFAULT_CASES_DIR)
   .sort();
 
 let session: BrowserSession | undefined;
+
+/** The last `count` lines of the pages' console, for failure messages. */
+function tail(log: readonly string[], count = 20): string {
+  return log.slice(-count).join("\n");
+}
 let page: Page | undefined;
 
 beforeAll(async () => {

@@ -1,13 +1,13 @@
 import { existsSync } from "node:fs";
 import { type Browser, chromium, type Page } from "playwright-core";
-import { type BundleResult, buildBrowserBundle } from "../../browser/build.js";
-import type { SprigGlobals } from "../../browser/protocol.js";
-import { type RunningServer, startServer } from "../../browser/server.js";
+import { type BundleResult, buildBrowserBundle } from "./build.js";
+import type { SprigGlobals } from "./protocol.js";
+import { type RunningServer, startServer } from "./server.js";
 
 /**
- * Shared set-up of the browser suites: build the bundle, serve it with the conformance
- * cases, launch Debian's Chromium through playwright-core (never a downloaded browser) with
- * WebGL2 on SwiftShader, and open the page.
+ * A browser session on the page, for the browser test suite and the browser benchmark:
+ * build the bundle, serve it with the conformance cases, launch Debian's Chromium through
+ * playwright-core (never a downloaded browser) with WebGL2 on SwiftShader, and open pages.
  */
 
 /** CI installs Debian's chromium (apt-get install -y chromium); override with SPRIG_CHROMIUM. */
@@ -40,7 +40,7 @@ export interface BrowserSession {
   close(): Promise<void>;
 }
 
-/** Fails (never skips) when Chromium is missing: the suite is part of CI. */
+/** Fails (never skips) when Chromium is missing. */
 export function requireChromium(): void {
   if (!existsSync(CHROMIUM)) {
     throw new Error(
@@ -83,9 +83,4 @@ export async function startSession(): Promise<BrowserSession> {
       await server.close();
     },
   };
-}
-
-/** The last `count` log lines, for failure messages. */
-export function tail(log: readonly string[], count = 20): string {
-  return log.slice(-count).join("\n");
 }
