@@ -27,7 +27,7 @@ try {
     reps: values.reps,
     backends: values.backends,
   });
-  const page = await session.open(`?${query}`);
+  const page = await session.open(`?${query}`, { waitReady: false });
   page.on("console", (message) => {
     if (message.text().startsWith("[sprig] bench ")) process.stderr.write(`${message.text()}\n`);
   });

@@ -36,7 +36,12 @@ export interface BrowserSession {
   readonly browser: Browser;
   /** Console lines and page errors of every page opened, newest last. */
   readonly log: string[];
-  open(query: string): Promise<Page>;
+  /**
+   * Opens the page with `query` and waits until it is ready for calls, or with
+   * `waitReady: false` only until it has loaded (a page that starts heavy work at once,
+   * such as the benchmark mode, may not answer a readiness poll for minutes).
+   */
+  open(query: string, options?: { readonly waitReady?: boolean }): Promise<Page>;
   close(): Promise<void>;
 }
 
@@ -66,11 +71,12 @@ export async function startSession(): Promise<BrowserSession> {
     server,
     browser,
     log,
-    open: async (query) => {
+    open: async (query, options = {}) => {
       const page = await browser.newPage();
       page.on("console", (message) => log.push(`console.${message.type()}: ${message.text()}`));
       page.on("pageerror", (error) => log.push(`pageerror: ${error.message}`));
       await page.goto(`${server.url}${query}`);
+      if (options.waitReady === false) return page;
       await page.waitForFunction(
         () => (globalThis as SprigGlobals).__sprigResults?.ready === true,
         null,

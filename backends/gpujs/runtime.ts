@@ -10,6 +10,7 @@ import { BackendError } from "../../src/ir/errors.js";
 import { nodeLabel } from "../../src/ir/graph.js";
 import { type HostTensor, numElements } from "../../src/ir/tensor.js";
 import type { GeneratedKernel } from "./codegen/kernel.js";
+import { textureSize } from "./codegen/views.js";
 import { GPUJS_SETTING, type GpujsMode } from "./mode.js";
 import { checkIntValues, type Program, type Source, type Step } from "./program.js";
 
@@ -75,18 +76,19 @@ export function flatten(value: DeviceValue, count: number): Float32Array {
 }
 
 /**
- * In gpu mode every value is one float32 texture holding one value per texel (gpu.js's
- * "single" precision), laid out near-square: it must fit the context's maximum texture size.
+ * In gpu mode every value is one float32 texture (gpu.js's "single" precision; layout in
+ * views.ts, textureSize): it must fit the context's maximum texture size.
  */
 function checkTextureSizes(program: Program, gpu: GPU): void {
   const features = (gpu.Kernel as unknown as { features?: { maxTextureSize?: number } }).features;
   const side = features?.maxTextureSize;
   if (side === undefined) return;
   for (const value of program.values) {
-    const { x, y, z } = value.view;
-    if (x * y * z > side * side) {
+    const [w, h] = textureSize(value.view);
+    if (w > side || h > side) {
+      const { x, y, z } = value.view;
       throw new BackendError(
-        `gpujs: ${nodeLabel(program.graph.nodes[value.node]!)}: ${value.label} holds ${x * y * z} values, more than a ${side}x${side} texture`,
+        `gpujs: ${nodeLabel(program.graph.nodes[value.node]!)}: ${value.label} (${x * y * z} values) needs a ${w}x${h} texture; this GPU allows ${side}x${side}`,
       );
     }
   }
@@ -114,6 +116,7 @@ export class ProgramRunner {
         immutable: true,
         precision: "single" as const,
         tactic: "precision" as const,
+        optimizeFloatMemory: kernel.packed,
         ...(kernel.constants === null ? {} : { constants: kernel.constants }),
       };
       this.kernels.set(kernel.name, this.gpu.createKernel(kernelFunction(kernel), settings));

@@ -4,6 +4,7 @@ import { checkInputs } from "../../src/runtime/inputs.js";
 import { bindWeights, type WeightStore } from "../../src/runtime/weights.js";
 import type { Availability, Backend, Executable } from "../backend.js";
 import { STATIC_BIAS_LIMIT } from "./ops/attention-common.js";
+import { DENSE_LOGITS_LIMIT } from "./ops/attention-device.js";
 import { compileProgram, disposeProgram, execute, type Program } from "./executor.js";
 import {
   activate,
@@ -36,6 +37,11 @@ export interface TfjsBackendOptions extends PlatformOptions {
    * when table and token index are constants; default STATIC_BIAS_LIMIT (16 Mi floats).
    */
   readonly staticBiasLimit?: number;
+  /**
+   * Most logits (floats) one dense attention step holds at once, heads grouped to fit;
+   * default DENSE_LOGITS_LIMIT (32 Mi floats, what a WebGL texture holds on most devices).
+   */
+  readonly denseLogitsLimit?: number;
 }
 
 export function defaultStrategy(kind: TfjsKind): Strategy {
@@ -82,8 +88,14 @@ export function tfjsBackend(kind: TfjsKind, options: TfjsBackendOptions = {}): B
         } catch (error) {
           throw new BackendError(`${name} is not available: ${reasonOf(error)}`);
         }
-        const limit = options.staticBiasLimit ?? STATIC_BIAS_LIMIT;
-        return { program: compileProgram(graph, weights, kind, strategy, limit), detail: platform };
+        const limits = {
+          staticBiasLimit: options.staticBiasLimit ?? STATIC_BIAS_LIMIT,
+          denseLogitsLimit: options.denseLogitsLimit ?? DENSE_LOGITS_LIMIT,
+        };
+        return {
+          program: compileProgram(graph, weights, kind, strategy, limits),
+          detail: platform,
+        };
       });
       let live: Program | null = program;
       return {

@@ -56,7 +56,7 @@ export function compileProgram(
   weights: ReadonlyMap<string, HostTensor>,
   kind: TfjsKind,
   strategy: Strategy,
-  staticBiasLimit: number,
+  limits: Pick<LowerContext, "staticBiasLimit" | "denseLogitsLimit">,
 ): Program {
   const sources = new Map<number, tf.Tensor>();
   const resident = new Set<tf.Tensor>();
@@ -73,7 +73,7 @@ export function compileProgram(
       kind,
       strategy,
       graph,
-      staticBiasLimit,
+      ...limits,
       scratch: new Scratch(),
       known: sourceValue,
       claim: (node, index) => {

@@ -34,6 +34,11 @@ export interface LowerContext {
    * are rebuilt per run; see attention-common.ts).
    */
   readonly staticBiasLimit: number;
+  /**
+   * Most logits, in floats, a dense attention step holds at once; heads are grouped to stay
+   * within it (see attention-device.ts, headGroups).
+   */
+  readonly denseLogitsLimit: number;
   /** The value behind `ref` when a weight or constant node produces it, else null. */
   known(ref: TensorRef): HostTensor | null;
   /**

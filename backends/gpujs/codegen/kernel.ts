@@ -6,7 +6,7 @@ import {
   StructureKind,
   ts,
 } from "ts-morph";
-import type { View } from "./views.js";
+import { packedLayout, type View } from "./views.js";
 
 /**
  * Kernel specifications and their rendering to source.
@@ -87,6 +87,8 @@ export interface GeneratedKernel {
   readonly doc: string;
   readonly params: readonly string[];
   readonly output: View;
+  /** Whether its output uses gpu.js's memory-optimized layout (views.ts, packedLayout). */
+  readonly packed: boolean;
   readonly constants: Readonly<Record<string, readonly number[]>> | null;
   /** The kernel as a typed TypeScript function declaration. */
   readonly source: string;
@@ -247,6 +249,7 @@ export function renderKernels(specs: readonly KernelSpec[]): RenderResult {
       doc: spec.doc,
       params: spec.params,
       output: spec.output,
+      packed: packedLayout(spec.output),
       constants: spec.constants ?? null,
       source: sources[i]!,
       body,

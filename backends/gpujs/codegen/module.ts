@@ -70,10 +70,13 @@ function kernelsFile(program: Program, title: string): OptionalKind<SourceFileSt
       kind: StructureKind.Interface,
       name: "KernelEntry",
       isExported: true,
-      docs: ["A kernel function with its gpu.js output size ([x, y, z]) and constant tables."],
+      docs: [
+        "A kernel function with its gpu.js output size ([x, y, z]), whether its output is stored four floats per texel (too large for one plain 8192x8192 texture), and its constant tables.",
+      ],
       properties: [
         { name: "fn", type: "(this: never, ...args: never[]) => number", isReadonly: true },
         { name: "output", type: "readonly [number, number, number]", isReadonly: true },
+        { name: "packed", type: "boolean", isReadonly: true },
         { name: "constants", type: "Readonly<Record<string, number[]>> | null", isReadonly: true },
       ],
     },
@@ -97,7 +100,7 @@ function kernelsFile(program: Program, title: string): OptionalKind<SourceFileSt
                         .map(([name, values]) => `${name}: ${numberList(values)}`)
                         .join(", ")} }`;
                 writer.writeLine(
-                  `${kernel.name}: { fn: ${kernel.name}, output: [${x}, ${y}, ${z}], constants: ${constants} },`,
+                  `${kernel.name}: { fn: ${kernel.name}, output: [${x}, ${y}, ${z}], packed: ${kernel.packed}, constants: ${constants} },`,
                 );
               }
             });
@@ -315,6 +318,7 @@ function createKernels(gpu: GPU): KernelSet {
       immutable: true,
       precision: "single",
       tactic: "precision",
+      optimizeFloatMemory: entry.packed,
       ...(entry.constants === null ? {} : { constants: entry.constants }),
     });
   }

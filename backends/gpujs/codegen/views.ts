@@ -36,6 +36,44 @@ export function viewOf(shape: readonly number[]): View {
   return { z, y: shape[r - 2]!, x: shape[r - 1]! };
 }
 
+/**
+ * Texture side every target is assumed to support: 8192 (WebGL2 on SwiftShader, many laptop
+ * and mobile GPUs; desktop GPUs have 16384). gpu.js stores a kernel's output in one float32
+ * texture: a 2-D view (z = 1) as an x-by-y texture, any other view near-square.
+ */
+export const TEXTURE_SIDE = 8192;
+
+/**
+ * Whether a value with this view is stored in gpu.js's memory-optimized layout (four floats
+ * per RGBA texel, near-square; `optimizeFloatMemory`): when the plain layout would not fit a
+ * TEXTURE_SIDE texture, such as the [10938, 12] relative-position table at 8 frames (a 2-D
+ * view, z = 1 and y > 1, is stored x-by-y: 10938 texels tall) or the dense [12, 3137, 3137] attention logits at 16 frames (more
+ * texels than 8192²). Only then: reading packed texels costs extra shader arithmetic.
+ */
+export function packedLayout(view: View): boolean {
+  const tall = view.z === 1 && view.y > 1 && Math.max(view.x, view.y) > TEXTURE_SIDE;
+  return tall || view.x * view.y * view.z > TEXTURE_SIDE * TEXTURE_SIDE;
+}
+
+/** Texture sides [w, h] gpu.js allocates for a value (see packedLayout). */
+export function textureSize(view: View): [number, number] {
+  const count = view.x * view.y * view.z;
+  if (packedLayout(view)) return nearSquare(Math.ceil(count / 4));
+  if (view.z === 1 && view.y > 1) return [view.x, view.y];
+  return nearSquare(count);
+}
+
+/** The [w, h] of gpu.js's near-square layout: w·h >= count, w close to √count. */
+function nearSquare(count: number): [number, number] {
+  let high = Math.ceil(Math.sqrt(count));
+  let low = Math.floor(Math.sqrt(count));
+  while (high * low < count) {
+    high--;
+    low = Math.ceil(count / high);
+  }
+  return [low, Math.ceil(count / low)];
+}
+
 /** gpu.js output sizes ([x, y, z] order) of a view. */
 export function outputSize(view: View): [number, number, number] {
   return [view.x, view.y, view.z];

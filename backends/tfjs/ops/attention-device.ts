@@ -30,13 +30,19 @@ function deviceIds(tokenIdx: tf.Tensor): tf.Tensor {
   return tf.concat([tf.zeros([rows, 1], "int32"), tf.add(tokenIdx, tf.scalar(1, "int32"))], 1);
 }
 
-/** Head numbers shaped to broadcast along axis 1 of a rank-`rank` index tensor. */
-function headAxis(heads: number, rank: number): tf.Tensor {
-  const shape = Array.from({ length: rank }, (_, i) => (i === 1 ? heads : 1));
-  return tf.reshape(tf.range(0, heads, 1, "int32"), shape);
+/**
+ * Head numbers first..first+count-1 shaped to broadcast along axis 1 of a rank-`rank`
+ * index tensor.
+ */
+function headAxis(count: number, rank: number, first = 0): tf.Tensor {
+  const shape = Array.from({ length: rank }, (_, i) => (i === 1 ? count : 1));
+  return tf.reshape(tf.range(first, first + count, 1, "int32"), shape);
 }
 
-/** table[index(a, c), h] gathered from the flattened [P+3, H] table. */
+/**
+ * table[index(a, c), h] gathered from the flattened [P+3, H] table, for the heads
+ * `group` (default: all of them, in order).
+ */
 function gatherBias(
   rp: RelPosInputs,
   inputs: readonly tf.Tensor[],
@@ -44,9 +50,35 @@ function gatherBias(
   c: tf.Tensor,
   heads: number,
   rank: number,
+  group: HeadGroup = { first: 0, count: heads },
 ): tf.Tensor {
   const table = tf.reshape(arg(inputs, rp.tableInput), [-1]);
-  return tf.gather(table, rp.rel.deviceFlatIndex(a, c, heads, headAxis(heads, rank)));
+  const head = headAxis(group.count, rank, group.first);
+  return tf.gather(table, rp.rel.deviceFlatIndex(a, c, heads, head));
+}
+
+/** Consecutive heads computed together. */
+interface HeadGroup {
+  readonly first: number;
+  readonly count: number;
+}
+
+/**
+ * Most logits one dense attention step holds at once (2^25 floats, 128 MiB): a tensor
+ * larger than this does not fit a WebGL texture on most devices (tfjs-webgl stores one value
+ * per texel, at most 8192 x 8192 on SwiftShader and many GPUs), e.g. the [12, 3137, 3137]
+ * logits of a 16-frame layer.
+ */
+export const DENSE_LOGITS_LIMIT = 1 << 25;
+
+/** Heads in groups whose logits [B, group, Nq, Nk] (perHead each) stay within `limit`. */
+export function headGroups(heads: number, perHead: number, limit: number): HeadGroup[] {
+  const size = Math.max(1, Math.min(heads, Math.floor(limit / perHead)));
+  const groups: HeadGroup[] = [];
+  for (let first = 0; first < heads; first += size) {
+    groups.push({ first, count: Math.min(size, heads - first) });
+  }
+  return groups;
 }
 
 // ---- dense -------------------------------------------------------------------------------------
@@ -55,7 +87,9 @@ function gatherBias(
  * attention: per (b, h), logits = (q/√d) kᵀ + bias + mask, p = softmax, context = p v, as
  * rank-4 batched matMuls: q [B, H, Nq, d] x kᵀ [B, H, d, Nk], p [B, H, Nq, Nk] x v [B, H, Nk, d].
  * The bias is [B'|1, H, Nq, Nk]: precomputed when the table and token index are known at
- * compile time, else gathered from the table at indices computed with integer ops.
+ * compile time, else gathered from the table at indices computed with integer ops. Heads
+ * run in groups (headGroups) when all logits at once would be too large for a texture;
+ * each group's results are joined along the head axis.
  */
 export function denseAttentionDevice(node: Node<"attention">, ctx: LowerContext): Step {
   const { heads, numCls, probs, mask, relPosBias } = node.attrs;
@@ -75,28 +109,39 @@ export function denseAttentionDevice(node: Node<"attention">, ctx: LowerContext)
     });
     staticBias = ctx.keep(tf.tensor4d(data, [rp.idxRows, heads, nq, nk]));
   }
+  const groups = headGroups(heads, batch * nq * nk, ctx.denseLogitsLimit);
   const contextShape = outShape(node, 0);
   return (inputs) => {
     const q = tf.mul(arg(inputs, 0), scale);
     const qh = tf.transpose(tf.reshape(q, [batch, nq, heads, d]), [0, 2, 1, 3]);
     const khT = tf.transpose(tf.reshape(arg(inputs, 1), [batch, nk, heads, d]), [0, 2, 3, 1]);
     const vh = tf.transpose(tf.reshape(arg(inputs, 2), [batch, nk, heads, d]), [0, 2, 1, 3]);
-    let logits = tf.matMul(qh, khT);
-    if (rp !== null) {
-      let bias = staticBias;
-      if (bias === null) {
-        const ids = deviceIds(arg(inputs, rp.tableInput + 1));
-        const a = tf.reshape(ids, [rp.idxRows, 1, nq, 1]);
-        const k = tf.reshape(ids, [rp.idxRows, 1, 1, nk]);
-        bias = gatherBias(rp, inputs, a, k, heads, 4);
+    const ids =
+      rp !== null && staticBias === null ? deviceIds(arg(inputs, rp.tableInput + 1)) : null;
+    const ofGroup = (x: tf.Tensor, group: HeadGroup): tf.Tensor =>
+      groups.length === 1 ? x : tf.slice(x, [0, group.first, 0, 0], [-1, group.count, -1, -1]);
+    const contexts: tf.Tensor[] = [];
+    const kept: tf.Tensor[] = [];
+    for (const group of groups) {
+      let logits = tf.matMul(ofGroup(qh, group), ofGroup(khT, group));
+      if (rp !== null) {
+        let bias: tf.Tensor;
+        if (staticBias !== null) bias = ofGroup(staticBias, group);
+        else {
+          const a = tf.reshape(ids!, [rp.idxRows, 1, nq, 1]);
+          const k = tf.reshape(ids!, [rp.idxRows, 1, 1, nk]);
+          bias = gatherBias(rp, inputs, a, k, heads, 4, group);
+        }
+        logits = tf.add(logits, bias);
       }
-      logits = tf.add(logits, bias);
+      if (mask) logits = tf.add(logits, tf.reshape(arg(inputs, 3), [batch, 1, 1, nk]));
+      const p = tf.softmax(logits);
+      contexts.push(tf.matMul(p, ofGroup(vh, group)));
+      kept.push(rows === nq ? p : tf.slice(p, [0, 0, 0, 0], [batch, group.count, rows, nk]));
     }
-    if (mask) logits = tf.add(logits, tf.reshape(arg(inputs, 3), [batch, 1, 1, nk]));
-    const p = tf.softmax(logits);
-    const context = tf.transpose(tf.matMul(p, vh), [0, 2, 1, 3]);
-    const kept = rows === nq ? p : tf.slice(p, [0, 0, 0, 0], [batch, heads, rows, nk]);
-    return [tf.reshape(context, contextShape), kept];
+    const join = (parts: tf.Tensor[]) => (parts.length === 1 ? parts[0]! : tf.concat(parts, 1));
+    const context = tf.transpose(join(contexts), [0, 2, 1, 3]);
+    return [tf.reshape(context, contextShape), join(kept)];
   };
 }
 

@@ -2,6 +2,12 @@ import { afterEach, describe, expect, it } from "vitest";
 import { compileGpujs, gpujsBackend } from "../../../backends/gpujs/index.js";
 import { erfStmts } from "../../../backends/gpujs/codegen/dense.js";
 import { stmtsText } from "../../../backends/gpujs/codegen/kernel.js";
+import {
+  packedLayout,
+  TEXTURE_SIDE,
+  textureSize,
+  type View,
+} from "../../../backends/gpujs/codegen/views.js";
 import { LOWERINGS } from "../../../backends/gpujs/lowering.js";
 import { parseMode } from "../../../backends/gpujs/mode.js";
 import { buildProgram } from "../../../backends/gpujs/program.js";
@@ -13,6 +19,7 @@ import { BackendError } from "../../../src/ir/errors.js";
 import { OP_KINDS } from "../../../src/ir/ops/index.js";
 import { i32Tensor } from "../../../src/ir/tensor.js";
 import { initWeights } from "../../../src/models/init.js";
+import { visionPreset } from "../../../src/models/presets.js";
 import { GL, smallSpec } from "./helpers.js";
 
 /** The code generator, the program builder and mode selection, without running kernels. */
@@ -175,5 +182,44 @@ describe("mode selection", () => {
         /^gpujs kernel linear\d+ \(output \[1\]\[33\]\[64\]\):\n\/\*\*/.test(line),
       ),
     ).toBe(true);
+  });
+});
+
+describe("texture layout", () => {
+  const fits = (view: View) => {
+    const [w, h] = textureSize(view);
+    return w <= TEXTURE_SIDE && h <= TEXTURE_SIDE;
+  };
+
+  it("keeps values that fit a plain texture in it, as gpu.js lays them out", () => {
+    // A 2-D view (z = 1, y > 1) is an x-by-y texture; anything else near-square.
+    expect(packedLayout({ z: 1, y: 1569, x: 768 })).toBe(false);
+    expect(textureSize({ z: 1, y: 1569, x: 768 })).toEqual([768, 1569]);
+    expect(packedLayout({ z: 12, y: 1569, x: 1569 })).toBe(false);
+    expect(packedLayout({ z: 1, y: 1, x: 27003 })).toBe(false);
+    const [w, h] = textureSize({ z: 1, y: 1, x: 27003 });
+    expect(w * h).toBeGreaterThanOrEqual(27003);
+    expect(Math.abs(w - h)).toBeLessThanOrEqual(2);
+  });
+
+  it("packs four floats per texel what would not fit an 8192 x 8192 texture", () => {
+    for (const view of [
+      { z: 1, y: 10938, x: 12 }, // 8-frame relative-position table
+      { z: 1, y: 22602, x: 12 }, // 16 frames
+      { z: 12, y: 3137, x: 3137 }, // dense 16-frame logits
+    ]) {
+      expect(packedLayout(view)).toBe(true);
+      expect(fits(view)).toBe(true);
+      const [w, h] = textureSize(view);
+      expect(w * h).toBeGreaterThanOrEqual(Math.ceil((view.x * view.y * view.z) / 4));
+    }
+  });
+
+  it("marks the kernels of the 8-frame encoder whose outputs are packed", () => {
+    const { graph } = compileVision(visionPreset(8, "svitt"));
+    const program = buildProgram(graph);
+    const packed = program.kernels.filter((k) => k.packed).map((k) => k.output);
+    expect(packed).toContainEqual({ z: 1, y: 10938, x: 12 });
+    expect(program.values.every((v) => fits(v.view))).toBe(true);
   });
 });

@@ -227,6 +227,23 @@ const CASES: OpCase[] = [
       };
     },
   },
+  {
+    // Taller than an 8192 texture as a plain 2-D view (like the 8-frame relative-position
+    // table, [10938, 12]), so stored four floats per texel: packed in, packed out, and a
+    // packed input read by a kernel with a plain output.
+    name: "values too tall for a plain texture (packed layout)",
+    build: (b) => {
+      const t = b.weight("tall", [9001, 3]);
+      const sum = b.add1("add", [t, f32In(b, "x", [9001, 3])], {});
+      b.output("sum", sum);
+      b.output("projected", b.add1("linear", [sum, b.weight("w", [2, 3])], {}));
+      b.output("flat", b.add1("reshape", [sum], { shape: [27003] }));
+      return {
+        weights: { tall: random([9001, 3], 41), w: random([2, 3], 42) },
+        inputs: { x: random([9001, 3], 43) },
+      };
+    },
+  },
 ];
 
 /** Block-sparse attention over 1 + 13 tokens (blocks of 4: the last has 3 padded slots). */

@@ -1,6 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { runReference } from "../../../backends/reference/index.js";
 import { type TfjsKind, tfjsBackend } from "../../../backends/tfjs/index.js";
+import { headGroups } from "../../../backends/tfjs/ops/attention-device.js";
 import type { Strategy } from "../../../backends/tfjs/types.js";
 import { expectOutputsClose, type SmallVariant, smallModel } from "./support.js";
 
@@ -51,6 +52,35 @@ describe("tfjs parity with the reference backend", () => {
     const want = runReference(model.graph, model.weights, model.inputs);
     for (const [kind, strategy] of BACKENDS) {
       const backend = tfjsBackend(kind, { strategy, staticBiasLimit: 0 });
+      const executable = await backend.compile(model.graph, model.weights);
+      try {
+        expectOutputsClose(await executable.run(model.inputs), want, 1e-4);
+      } finally {
+        executable.dispose();
+      }
+    }
+  });
+
+  it("splits dense attention into head groups when its logits exceed denseLogitsLimit", async () => {
+    // Dense layers see 33 then 24 tokens, 4 heads: a limit of 2 heads' logits at 33 tokens
+    // makes groups of 2 in layer 0 and of 3 + 1 in layer 1.
+    expect(headGroups(4, 33 * 33, 2 * 33 * 33)).toEqual([
+      { first: 0, count: 2 },
+      { first: 2, count: 2 },
+    ]);
+    expect(headGroups(4, 24 * 24, 2 * 33 * 33)).toEqual([
+      { first: 0, count: 3 },
+      { first: 3, count: 1 },
+    ]);
+    expect(headGroups(4, 100, 1)).toHaveLength(4);
+    for (const staticBiasLimit of [0, undefined]) {
+      const model = smallModel({ dense: true });
+      const want = runReference(model.graph, model.weights, model.inputs);
+      const backend = tfjsBackend("cpu", {
+        strategy: "device",
+        denseLogitsLimit: 2 * 33 * 33,
+        ...(staticBiasLimit === undefined ? {} : { staticBiasLimit }),
+      });
       const executable = await backend.compile(model.graph, model.weights);
       try {
         expectOutputsClose(await executable.run(model.inputs), want, 1e-4);
