@@ -181,6 +181,16 @@ describe.concurrent("bad input: one message naming the field, non-zero exit, no 
     [["report", "--padding", "sideways"], '"sparsity.attention.padding"'],
     [["report", "--token-order", "spiral"], '"sparsity.tokenOrder"'],
     [["report", "--drop-after", "3,99"], '"sparsity.tokens.dropAfter"'],
+    [["run", "--frames", "0"], '"frames"'],
+    [["run", "--reps", "0"], '"reps"'],
+    [["run", "--backend", "nope"], "known backends: reference"],
+    [["bench", "--op", "attention", "--frames", "0"], '"frames"'],
+    [["bench", "--op", "softmax"], '"op"'],
+    [["export", "--frames", "0", "--onnx", "never-written.onnx"], '"frames"'],
+    [
+      ["export", "--dense", "--frames", "1", "--layers", "1", "--onnx", "/nonexistent-dir/m.onnx"],
+      "cannot write /nonexistent-dir/m.onnx",
+    ],
   ];
   for (const [args, field] of cases) {
     it(args.join(" "), async () => {
