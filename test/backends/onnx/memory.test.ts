@@ -1,7 +1,13 @@
 import { describe, expect, it } from "vitest";
-import { onnxBackend } from "../../../backends/onnx/index.js";
+import {
+  ARENA_TENSOR_LIMIT,
+  largestIntermediateBytes,
+  onnxBackend,
+} from "../../../backends/onnx/index.js";
 import { attentionGraphs, attentionInputs } from "../../../src/api/attention-bench.js";
+import { compileVision } from "../../../src/api/compile.js";
 import { initWeights } from "../../../src/models/init.js";
+import { visionPreset } from "../../../src/models/presets.js";
 
 /**
  * Repeated runs do not grow memory: 100 forwards of one layer's block-sparse attention at
@@ -32,5 +38,23 @@ describe("onnx memory", () => {
     } finally {
       executable.dispose();
     }
+  });
+});
+
+describe("onnx memory arena", () => {
+  const largest = (frames: number, variant: "svitt" | "dense") =>
+    largestIntermediateBytes(compileVision(visionPreset(frames, variant)).graph);
+
+  it("is used while every tensor stays within 128 MiB, and not beyond", () => {
+    // Dense 8 frames: logits 12 x 1569 x 1569 floats = 118 MB (112.7 MiB).
+    expect(largest(8, "dense")).toBe(4 * 12 * 1569 * 1569);
+    expect(largest(8, "dense")).toBeLessThanOrEqual(ARENA_TENSOR_LIMIT);
+    expect(largest(8, "svitt")).toBeLessThanOrEqual(ARENA_TENSOR_LIMIT);
+    expect(largest(32, "svitt")).toBeLessThanOrEqual(ARENA_TENSOR_LIMIT);
+    // Dense 16 frames: 12 x 3137 x 3137 logits; SViTT 64 frames: the [12545, 3072] FFN input.
+    expect(largest(16, "dense")).toBe(4 * 12 * 3137 * 3137);
+    expect(largest(64, "svitt")).toBe(4 * 12545 * 3072);
+    expect(largest(16, "dense")).toBeGreaterThan(ARENA_TENSOR_LIMIT);
+    expect(largest(64, "svitt")).toBeGreaterThan(ARENA_TENSOR_LIMIT);
   });
 });
