@@ -1,6 +1,7 @@
 import type { Node } from "../../../src/ir/graph.js";
 import { nodeLabel } from "../../../src/ir/graph.js";
 import type { HostTensor } from "../../../src/ir/tensor.js";
+import { gatherRows } from "../../../src/runtime/gather.js";
 import { anyIn, f32In, f32Out, i32In, outShape } from "./util.js";
 
 /**
@@ -57,58 +58,25 @@ export function topK(node: Node<"topK">, inputs: readonly HostTensor[]): HostTen
   return [{ dtype: "i32", shape: [...outShape(node)], data: out }];
 }
 
-/**
- * gather: x [.., D, ..] (any dtype) with idx i32 [1|B, k] along axis a ≥ 1:
- *   out[b, .., p, ..] = x[b', .., src(p), ..],  src(p) = p for p < keepPrefix,
- *   src(keepPrefix + i) = keepPrefix + idx[b'', i],
- * with b' = b (or 0 when x has batch 1) and b'' = b (or 0 when idx has batch 1). An index
- * with keepPrefix + idx outside [keepPrefix, D) is a RangeError naming the node.
- */
+/** gather: see src/runtime/gather.ts (and src/ir/ops/types.ts) for the semantics. */
 export function gather(node: Node<"gather">, inputs: readonly HostTensor[]): HostTensor[] {
   const x = anyIn(node, inputs, 0);
   const idx = i32In(node, inputs, 1);
-  const { axis, keepPrefix } = node.attrs;
   const shape = outShape(node);
-  const xShape = x.shape;
-  const xBatch = xShape[0]!;
-  const [idxBatch, k] = idx.shape as [number, number];
-  const size = xShape[axis]!;
-  let outer = 1; // axes 1 .. axis-1
-  for (let a = 1; a < axis; a++) outer *= xShape[a]!;
-  let inner = 1; // axes after `axis`
-  for (let a = axis + 1; a < xShape.length; a++) inner *= xShape[a]!;
-  const batch = shape[0]!;
-  const kept = keepPrefix + k;
-  const total = batch * outer * kept * inner;
-  const out = x.dtype === "f32" ? new Float32Array(total) : new Int32Array(total);
-  const src = x.data;
-  let dst = 0;
-  for (let b = 0; b < batch; b++) {
-    const xb = xBatch === 1 ? 0 : b;
-    const ib = idxBatch === 1 ? 0 : b;
-    for (let o = 0; o < outer; o++) {
-      const base = (xb * outer + o) * size;
-      for (let pos = 0; pos < kept; pos++) {
-        let from = pos;
-        if (pos >= keepPrefix) {
-          const chosen = idx.data[ib * k + pos - keepPrefix]!;
-          from = keepPrefix + chosen;
-          if (!(chosen >= 0 && from < size)) {
-            throw new RangeError(
-              `reference: ${nodeLabel(node)}: gather index ${chosen} (batch ${ib}, entry ${pos - keepPrefix}) outside [0, ${size - keepPrefix}) on axis ${axis}`,
-            );
-          }
-        }
-        const start = (base + from) * inner;
-        out.set(src.subarray(start, start + inner), dst);
-        dst += inner;
-      }
-    }
-  }
-  const outShapeCopy = [...shape];
+  const geometry = { ...node.attrs, xShape: x.shape, idxShape: idx.shape, batch: shape[0]! };
+  const where = `reference: ${nodeLabel(node)}`;
+  const total = shape.reduce((n, d) => n * d, 1);
   return [
-    out instanceof Float32Array
-      ? { dtype: "f32", shape: outShapeCopy, data: out }
-      : { dtype: "i32", shape: outShapeCopy, data: out },
+    x.dtype === "f32"
+      ? {
+          dtype: "f32",
+          shape: [...shape],
+          data: gatherRows(geometry, x.data, idx.data, new Float32Array(total), where),
+        }
+      : {
+          dtype: "i32",
+          shape: [...shape],
+          data: gatherRows(geometry, x.data, idx.data, new Int32Array(total), where),
+        },
   ];
 }

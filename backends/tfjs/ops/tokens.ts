@@ -1,5 +1,6 @@
 import * as tf from "@tensorflow/tfjs-core";
 import { nodeLabel } from "../../../src/ir/graph.js";
+import { gatherRows } from "../../../src/runtime/gather.js";
 import type { Lowering } from "../types.js";
 import { arg, inShape, outShape, readF32, readI32, sizeOf } from "../util.js";
 
@@ -70,7 +71,7 @@ export const topK: Lowering<"topK"> = (node, ctx) => {
  * keepPrefix + idx[b, i]; x and idx broadcast from batch 1.
  * - device: one tf.gather with the full index [keepPrefix..., keepPrefix + idx] (batchDims
  *   1 when idx has a batch; a batch-1 x is tiled first).
- * - host: copies contiguous runs of the inner axes, like the reference kernel.
+ * - host: src/runtime/gather.ts on read-back arrays, as the reference kernel.
  */
 export const gather: Lowering<"gather"> = (node, ctx) => {
   const xShape = inShape(ctx.graph, node, 0);
@@ -81,40 +82,21 @@ export const gather: Lowering<"gather"> = (node, ctx) => {
   const size = xShape[axis]!;
   const kept = keepPrefix + k;
   if (ctx.strategy === "host") {
-    let outer = 1;
-    for (let a = 1; a < axis; a++) outer *= xShape[a]!;
-    let inner = 1;
-    for (let a = axis + 1; a < xShape.length; a++) inner *= xShape[a]!;
-    const xBatch = xShape[0]!;
+    const geometry = { ...node.attrs, xShape, idxShape: [idxBatch, k], batch };
+    const where = `tfjs: ${nodeLabel(node)}`;
     return (inputs) => {
       const x = arg(inputs, 0);
       const idx = readI32(arg(inputs, 1));
-      const src = x.dtype === "int32" ? readI32(x) : readF32(x, ctx.scratch, "gather");
       const out =
-        x.dtype === "int32" ? new Int32Array(sizeOf(shape)) : new Float32Array(sizeOf(shape));
-      let dst = 0;
-      for (let b = 0; b < batch; b++) {
-        const xb = xBatch === 1 ? 0 : b;
-        const ib = idxBatch === 1 ? 0 : b;
-        for (let o = 0; o < outer; o++) {
-          const base = (xb * outer + o) * size;
-          for (let pos = 0; pos < kept; pos++) {
-            let from = pos;
-            if (pos >= keepPrefix) {
-              const chosen = idx[ib * k + pos - keepPrefix]!;
-              from = keepPrefix + chosen;
-              if (!(chosen >= 0 && from < size)) {
-                throw new RangeError(
-                  `tfjs: ${nodeLabel(node)}: gather index ${chosen} (batch ${ib}, entry ${pos - keepPrefix}) outside [0, ${size - keepPrefix}) on axis ${axis}`,
-                );
-              }
-            }
-            const start = (base + from) * inner;
-            out.set(src.subarray(start, start + inner), dst);
-            dst += inner;
-          }
-        }
-      }
+        x.dtype === "int32"
+          ? gatherRows(geometry, readI32(x), idx, new Int32Array(sizeOf(shape)), where)
+          : gatherRows(
+              geometry,
+              readF32(x, ctx.scratch, "gather"),
+              idx,
+              new Float32Array(sizeOf(shape)),
+              where,
+            );
       return [tf.tensor(out, shape, x.dtype === "int32" ? "int32" : "float32")];
     };
   }
