@@ -7,7 +7,8 @@ import { runReference } from "../../../backends/reference/index.js";
 import type { Graph } from "../../../src/ir/graph.js";
 import type { PaddingMode } from "../../../src/ir/pattern.js";
 import type { HostTensor } from "../../../src/ir/tensor.js";
-import { BEIT_BASE, type VisionModelSpec } from "../../../src/models/config.js";
+import type { VisionModelSpec } from "../../../src/models/config.js";
+import { SMALL_BEIT } from "../../support/small-beit.js";
 
 export const CONFORMANCE_DIR = fileURLToPath(
   new URL("../../../../shared/conformance/", import.meta.url),
@@ -58,15 +59,7 @@ export function smallSpec(
   options: { batch?: number; blockSize?: number; imageSize?: number } = {},
 ): VisionModelSpec {
   return {
-    model: {
-      ...BEIT_BASE,
-      hiddenSize: 64,
-      numHeads: 4,
-      numLayers: 2,
-      intermediateSize: 128,
-      imageSize: options.imageSize ?? 32,
-      patchSize: 8,
-    },
+    model: { ...SMALL_BEIT, imageSize: options.imageSize ?? 32 },
     frames: 2,
     batch: options.batch ?? 1,
     sparsity: {

@@ -1,21 +1,13 @@
 import { describe, expect, it } from "vitest";
 import { compileVision } from "../../../src/api/compile.js";
-import { BEIT_BASE } from "../../../src/models/config.js";
 import { initWeights, syntheticClip } from "../../../src/models/init.js";
 import { DENSE_SPARSITY } from "../../../src/models/presets.js";
+import { SMALL_BEIT } from "../../support/small-beit.js";
 
 /** Seeded synthetic weights and inputs (src/models/init.ts). */
 
 const graph = compileVision({
-  model: {
-    ...BEIT_BASE,
-    hiddenSize: 64,
-    numHeads: 4,
-    numLayers: 2,
-    intermediateSize: 128,
-    imageSize: 32,
-    patchSize: 8,
-  },
+  model: SMALL_BEIT,
   frames: 2,
   batch: 1,
   sparsity: DENSE_SPARSITY,

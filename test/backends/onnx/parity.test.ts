@@ -1,8 +1,9 @@
 import { describe, it } from "vitest";
 import { compileVision } from "../../../src/api/compile.js";
-import { BEIT_BASE, type VisionModelSpec } from "../../../src/models/config.js";
+import type { VisionModelSpec } from "../../../src/models/config.js";
 import { initWeights, syntheticClip } from "../../../src/models/init.js";
 import { DENSE_SPARSITY, svittSparsity } from "../../../src/models/presets.js";
+import { SMALL_BEIT } from "../../support/small-beit.js";
 import { expectParity, VARIANTS } from "./helpers.js";
 
 /**
@@ -22,15 +23,7 @@ function spec(
 ): VisionModelSpec {
   const base = svittSparsity(2);
   return {
-    model: {
-      ...BEIT_BASE,
-      hiddenSize: 64,
-      numHeads: 4,
-      numLayers: 2,
-      intermediateSize: 128,
-      imageSize: 32,
-      patchSize: 8,
-    },
+    model: SMALL_BEIT,
     frames: 2,
     batch: overrides.batch ?? 1,
     sparsity: overrides.dense

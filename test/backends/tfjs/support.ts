@@ -9,8 +9,9 @@ import { compileVision } from "../../../src/api/compile.js";
 import type { Graph } from "../../../src/ir/graph.js";
 import type { PaddingMode } from "../../../src/ir/pattern.js";
 import type { HostTensor } from "../../../src/ir/tensor.js";
-import { BEIT_BASE, type VisionModelSpec } from "../../../src/models/config.js";
+import type { VisionModelSpec } from "../../../src/models/config.js";
 import { initWeights, syntheticClip } from "../../../src/models/init.js";
+import { SMALL_BEIT } from "../../support/small-beit.js";
 
 export interface SmallVariant {
   readonly padding?: PaddingMode;
@@ -21,15 +22,7 @@ export interface SmallVariant {
 
 export function smallSpec(variant: SmallVariant = {}): VisionModelSpec {
   return {
-    model: {
-      ...BEIT_BASE,
-      hiddenSize: 64,
-      numHeads: 4,
-      numLayers: 2,
-      intermediateSize: 128,
-      imageSize: 32,
-      patchSize: 8,
-    },
+    model: SMALL_BEIT,
     frames: 2,
     batch: variant.batch ?? 1,
     sparsity: {
