@@ -108,8 +108,9 @@ async function availability(): Promise<Availability> {
 /**
  * Largest intermediate below which ORT's CPU memory arena is used: 128 MiB. The arena
  * keeps freed blocks for reuse, which is fastest while tensors are small, but with tensors
- * beyond this its growth costs gigabytes: measured on the project machine (sprig run, 1
- * warm-up and 2 timed forwards), SViTT at 64 frames peaks at 4.7 GiB with it and 3.3 GiB
+ * beyond this its growth costs gigabytes: measured on the project machine on 2026-12-01
+ * with a temporary switch forcing the arena on or off (sprig run --json, 1 warm-up and 2
+ * timed forwards; bench/scale.bench.ts reruns the "off" side), SViTT at 64 frames peaks at 4.7 GiB with it and 3.3 GiB
  * without (12% slower), the dense encoder at 16 frames at 13.9 GiB and 8.0 GiB (4% slower);
  * at 8 frames turning it off costs SViTT 13% for no memory gain.
  */
