@@ -1,82 +1,46 @@
-import { writeFileAtomic } from "../../src/io/atomic.js";
 import { BackendError } from "../../src/ir/errors.js";
-import { type Graph, graphInputs } from "../../src/ir/graph.js";
-import { type HostTensor, numElements } from "../../src/ir/tensor.js";
+import { type Graph, graphInputs, type Node, refKey, type TensorRef } from "../../src/ir/graph.js";
+import type { HostTensor } from "../../src/ir/tensor.js";
 import { checkInputs } from "../../src/runtime/inputs.js";
 import { bindWeights, type WeightStore } from "../../src/runtime/weights.js";
 import type { Availability, Backend, CompileOptions, Executable } from "../backend.js";
-import { lowerGraph } from "./lower.js";
-import { FOLD_TENSOR_BYTES } from "./relpos.js";
+import { nativeBlockSparseAttention, nativeStatus } from "../native/index.js";
+import {
+  ARENA_TENSOR_LIMIT,
+  buildOnnxModel,
+  largestIntermediateBytes,
+  type OnnxBuildOptions,
+} from "./model.js";
 import { OnnxGraphWriter, OPSET } from "./proto.js";
+import { splitGraph } from "./segments.js";
 import { createSession, DEFAULT_THREADS, fromOrt, loadOrt, toOrt } from "./session.js";
 
 export { LOWERINGS, type Lowering, type LowerContext } from "./lower.js";
+export {
+  ARENA_TENSOR_LIMIT,
+  buildOnnxModel,
+  exportOnnx,
+  largestIntermediateBytes,
+  type OnnxBuildOptions,
+} from "./model.js";
 export { IR_VERSION, OPSET } from "./proto.js";
 
 /**
- * The onnx backend: the whole sprig graph becomes one ONNX model (opset 17, weights as
- * initializers with raw_data), run by onnxruntime-node's CPU execution provider with every
- * graph optimization on, one intra-op pool of CompileOptions.threads threads (default 2).
+ * The onnx backend: the sprig graph becomes ONNX (opset 17, weights as initializers with
+ * raw_data), run by onnxruntime-node's CPU execution provider with every graph
+ * optimization on, one intra-op pool of CompileOptions.threads threads (default 2).
  * Lowering (lower.ts, attention.ts, relpos.ts): linear layers are 2-D Gemms; block-sparse
  * attention gathers each layer's key and value blocks once and runs every (block, head)
  * product in one batched kernel; relative position biases of constant token indices are
  * computed while building.
+ *
+ * When sprig's native kernels are built (backends/native), block-sparse attention runs in
+ * them instead: the graph is cut at each blockSparseAttention node (segments.ts) into
+ * ONNX segments, one session each, and the attention between them runs on the same number
+ * of threads. onnxruntime reaches only ~55% of its dense attention's FLOP rate on SViTT's
+ * small block products; the native kernel keeps each block in cache (bench/, README).
+ * `sprig export` always writes the single standard model.
  */
-
-export interface OnnxBuildOptions {
-  /** Text stored in the model's doc_string. */
-  readonly docString?: string;
-  /**
-   * Standard ONNX ops only, so any ONNX runtime can run the model. By default attention
-   * uses onnxruntime's com.microsoft MultiHeadAttention kernel, which is faster.
-   */
-  readonly portable?: boolean;
-  /**
-   * Largest relative-position bias (bytes) computed while building and stored in the
-   * model when its token index is a graph constant (default 64 MiB; 512 MiB per model).
-   * Larger biases, and every bias of a run-time token index, are looked up per run.
-   */
-  readonly foldBytes?: number;
-}
-
-/**
- * The serialized ONNX model of `graph` with `weights` as initializers. Graph inputs and
- * outputs keep their sprig names and types (f32 → float, i32 → int32). Throws WeightError
- * when a weight is missing or mis-shaped, BackendError when a node cannot be lowered.
- */
-export function buildOnnxModel(
-  graph: Graph,
-  weights: WeightStore,
-  options: OnnxBuildOptions = {},
-): Uint8Array {
-  const bound = bindWeights(graph, weights);
-  const writer: OnnxGraphWriter = lowerGraph(graph, bound, {
-    contribOps: options.portable !== true,
-    foldTensorBytes: options.foldBytes ?? FOLD_TENSOR_BYTES,
-  });
-  try {
-    return writer.encode(options.docString ?? `sprig graph ${graph.name}`);
-  } catch (error) {
-    if (error instanceof RangeError)
-      throw new BackendError(`onnx: graph ${graph.name}: ${error.message}`);
-    throw error;
-  }
-}
-
-/**
- * Writes the ONNX model of `graph` to `path` atomically (a failed write leaves no file and
- * raises FileWriteError). Returns the model's size in bytes.
- */
-export async function exportOnnx(
-  graph: Graph,
-  weights: WeightStore,
-  path: string,
-  options: OnnxBuildOptions = {},
-): Promise<number> {
-  const bytes = buildOnnxModel(graph, weights, options);
-  await writeFileAtomic(path, bytes);
-  return bytes.byteLength;
-}
 
 function threadCount(options: CompileOptions | undefined): number {
   const threads = options?.threads ?? DEFAULT_THREADS;
@@ -105,73 +69,34 @@ async function availability(): Promise<Availability> {
   }
 }
 
-/**
- * Largest intermediate below which ORT's CPU memory arena is used: 128 MiB. The arena
- * keeps freed blocks for reuse, which is fastest while tensors are small, but with tensors
- * beyond this its growth costs gigabytes: measured on the project machine on 2026-12-01
- * with a temporary switch forcing the arena on or off (sprig run --json, 1 warm-up and 2
- * timed forwards; bench/scale.bench.ts reruns the "off" side), SViTT at 64 frames peaks at 4.7 GiB with it and 3.3 GiB
- * without (12% slower), the dense encoder at 16 frames at 13.9 GiB and 8.0 GiB (4% slower);
- * at 8 frames turning it off costs SViTT 13% for no memory gain.
- */
-export const ARENA_TENSOR_LIMIT = 128 * 2 ** 20;
-
-/**
- * The largest tensor (bytes) the lowered model holds at once, as far as sprig knows it:
- * every node output, and each attention node's logits (dense [B, H, Nq, Nk]; block-sparse
- * [B, H, M, bs, K]), which the ONNX lowering materialises with the bias but the sprig
- * graph does not show.
- */
-export function largestIntermediateBytes(graph: Graph): number {
-  let largest = 0;
-  for (const node of graph.nodes) {
-    if (node.op === "weight" || node.op === "constant" || node.op === "input") continue;
-    for (const type of node.outputs) largest = Math.max(largest, 4 * numElements(type.shape));
-    const [b, n] = node.outputs[0]!.shape as [number, number];
-    if (node.op === "attention") {
-      const nk = graph.nodes[node.inputs[1]!.node]!.outputs[node.inputs[1]!.output]!.shape[1]!;
-      largest = Math.max(largest, 4 * b * node.attrs.heads * n * nk);
-    } else if (node.op === "blockSparseAttention") {
-      const { pattern } = node.attrs;
-      const keys = pattern.globalTokens + pattern.layout.blocksPerRow * pattern.blockSize;
-      const rows = pattern.layout.queryBlocks * pattern.blockSize;
-      largest = Math.max(largest, 4 * b * node.attrs.heads * rows * keys);
-    }
-  }
-  return largest;
+/** A graph compiled to one ONNX session; runs it on host tensors fed by name. */
+interface ModelRun {
+  readonly arena: boolean;
+  run(feeds: ReadonlyMap<string, HostTensor>): Promise<Map<string, HostTensor>>;
+  release(): void;
 }
 
-async function compile(
+async function openModel(
   graph: Graph,
   weights: WeightStore,
-  options: CompileOptions | undefined,
   build: OnnxBuildOptions,
-): Promise<Executable> {
-  const threads = threadCount(options);
+  threads: number,
+  spinning = true,
+): Promise<ModelRun> {
   const model = buildOnnxModel(graph, weights, build);
   const ort = await loadOrt();
   const arena = largestIntermediateBytes(graph) <= ARENA_TENSOR_LIMIT;
-  let session: Awaited<ReturnType<typeof createSession>> | null = await createSession(
-    model,
-    threads,
-    arena,
-  );
+  const session = await createSession(model, threads, arena, spinning);
   const inputs = graphInputs(graph).map((node) => node.attrs.name);
   const outputs = graph.outputs.map(({ name, ref }) => ({
     name,
     type: graph.nodes[ref.node]!.outputs[ref.output]!,
   }));
   return {
-    backend: "onnx",
-    graph,
-    detail: `onnxruntime-node ${ort.env.versions.node ?? ort.env.versions.common}, cpu, ${threads} intra-op thread${threads === 1 ? "" : "s"}${arena ? "" : ", no memory arena (large tensors)"}`,
-    run: async (values: Readonly<Record<string, HostTensor>>) => {
-      if (session === null) {
-        throw new BackendError(`onnx: executable for graph ${graph.name} was disposed`);
-      }
-      checkInputs(graph, values);
+    arena,
+    run: async (values) => {
       const feeds: Record<string, import("onnxruntime-node").Tensor> = {};
-      for (const name of inputs) feeds[name] = toOrt(ort, values[name]!);
+      for (const name of inputs) feeds[name] = toOrt(ort, values.get(name)!);
       let results: Awaited<ReturnType<typeof session.run>>;
       try {
         results = await session.run(feeds);
@@ -180,27 +105,152 @@ async function compile(
           `onnx: running graph ${graph.name} failed: ${(error as Error).message ?? String(error)}`,
         );
       }
-      const out: Record<string, HostTensor> = {};
+      const out = new Map<string, HostTensor>();
       for (const { name, type } of outputs) {
         const value = results[name];
         if (value === undefined) throw new BackendError(`onnx: output "${name}" is missing`);
-        out[name] = fromOrt(name, value, type);
+        out.set(name, fromOrt(name, value, type));
       }
       return out;
     },
-    dispose: () => {
-      const released = session;
-      session = null;
-      void released?.release().catch(() => undefined);
+    release: () => void session.release().catch(() => undefined),
+  };
+}
+
+/** Whether the graph's block-sparse attention runs in sprig's native kernel (index.ts doc). */
+function usesHostAttention(graph: Graph, build: OnnxBackendOptions): boolean {
+  if (build.hostAttention === false || build.portable === true || process.env.HOST === "0")
+    return false;
+  return graph.nodes.some((node) => node.op === "blockSparseAttention") && nativeStatus().ok;
+}
+
+/** Runs the stages in order, keeping each crossing tensor until its last reader is done. */
+async function openStages(
+  graph: Graph,
+  weights: WeightStore,
+  build: OnnxBuildOptions,
+  threads: number,
+): Promise<ModelRun & { readonly models: number }> {
+  const stages = splitGraph(graph, (node) => node.op === "blockSparseAttention");
+  const bound = bindWeights(graph, weights);
+  const models: (ModelRun | null)[] = [];
+  try {
+    for (const stage of stages) {
+      models.push(
+        stage.kind === "onnx" ? await openModel(stage.graph, weights, build, threads, false) : null,
+      );
+    }
+  } catch (error) {
+    for (const model of models) model?.release();
+    throw error;
+  }
+  // For each crossing tensor, the last stage that reads it (graph outputs: never freed).
+  const lastRead = new Map<string, number>();
+  stages.forEach((stage, i) => {
+    const refs = stage.kind === "onnx" ? stage.inputs.map((x) => x.ref) : stage.node.inputs;
+    for (const ref of refs) lastRead.set(refKey(ref), i);
+  });
+  for (const { ref } of graph.outputs) lastRead.set(refKey(ref), stages.length);
+  const read = (values: Map<string, HostTensor>, ref: TensorRef): HostTensor => {
+    const source = graph.nodes[ref.node]!;
+    const value =
+      source.op === "weight"
+        ? bound.get(source.attrs.name)
+        : source.op === "constant"
+          ? source.attrs.value
+          : values.get(refKey(ref));
+    if (value === undefined) throw new BackendError(`onnx: ${refKey(ref)} has no value`);
+    return value;
+  };
+  return {
+    arena: models.every((model) => model === null || model.arena),
+    models: models.filter((model) => model !== null).length,
+    run: async (feeds) => {
+      const values = new Map<string, HostTensor>();
+      for (const node of graphInputs(graph)) {
+        values.set(refKey({ node: node.id, output: 0 }), feeds.get(node.attrs.name)!);
+      }
+      for (const [i, stage] of stages.entries()) {
+        if (stage.kind === "onnx") {
+          const stageFeeds = new Map(
+            stage.inputs.map(({ name, ref }) => [name, read(values, ref)]),
+          );
+          const results = await models[i]!.run(stageFeeds);
+          for (const { name, ref } of stage.outputs) values.set(refKey(ref), results.get(name)!);
+        } else {
+          const node = stage.node as Node<"blockSparseAttention">;
+          const outputs = nativeBlockSparseAttention(
+            node,
+            node.inputs.map((ref) => read(values, ref)),
+            threads,
+          );
+          for (const [output, value] of outputs.entries()) {
+            values.set(refKey({ node: node.id, output }), value);
+          }
+        }
+        for (const [key, last] of lastRead) if (last === i) values.delete(key);
+      }
+      return new Map(graph.outputs.map(({ name, ref }) => [name, read(values, ref)]));
+    },
+    release: () => {
+      for (const model of models) model?.release();
     },
   };
 }
 
-/** An onnx backend with non-default lowering choices (e.g. `{ portable: true }`). */
-export function createOnnxBackend(build: OnnxBuildOptions = {}): Backend {
+async function compile(
+  graph: Graph,
+  weights: WeightStore,
+  options: CompileOptions | undefined,
+  build: OnnxBackendOptions,
+): Promise<Executable> {
+  const threads = threadCount(options);
+  const ort = await loadOrt();
+  const staged = usesHostAttention(graph, build);
+  let model: (ModelRun & { models?: number }) | null = staged
+    ? await openStages(graph, weights, build, threads)
+    : await openModel(graph, weights, build, threads);
+  const version = ort.env.versions.node ?? ort.env.versions.common;
+  const parts = [
+    `onnxruntime-node ${version}, cpu, ${threads} intra-op thread${threads === 1 ? "" : "s"}`,
+  ];
+  if (staged)
+    parts.push(`block-sparse attention in sprig's native kernel (${model.models} ONNX segments)`);
+  if (!model.arena) parts.push("no memory arena (large tensors)");
+  return {
+    backend: "onnx",
+    graph,
+    detail: parts.join(", "),
+    run: async (values: Readonly<Record<string, HostTensor>>) => {
+      if (model === null) {
+        throw new BackendError(`onnx: executable for graph ${graph.name} was disposed`);
+      }
+      checkInputs(graph, values);
+      const out = await model.run(new Map(Object.entries(values)));
+      return Object.fromEntries(out);
+    },
+    dispose: () => {
+      const released = model;
+      model = null;
+      released?.release();
+    },
+  };
+}
+
+export interface OnnxBackendOptions extends OnnxBuildOptions {
+  /**
+   * Run block-sparse attention in sprig's native kernel (backends/native), between ONNX
+   * segments, when the kernel is built (default true; never with `portable`). false: one
+   * ONNX model, attention in onnxruntime, as `sprig export` writes it.
+   */
+  readonly hostAttention?: boolean;
+}
+
+/** An onnx backend with non-default choices (e.g. `{ portable: true }`). */
+export function createOnnxBackend(build: OnnxBackendOptions = {}): Backend {
   return {
     name: "onnx",
-    description: `one ONNX model per graph (opset ${OPSET}${build.portable ? ", standard ops only" : ""}), run by onnxruntime-node on the CPU`,
+    description: `ONNX models (opset ${OPSET}${build.portable ? ", standard ops only" : ""}) run by onnxruntime-node on the CPU`,
     availability,
     compile: (graph, weights, options) => compile(graph, weights, options, build),
   };

@@ -36,6 +36,7 @@ export async function createSession(
   model: Uint8Array,
   threads: number,
   memoryArena = true,
+  spinning = true,
 ): Promise<Session> {
   const ort = await loadOrt();
   try {
@@ -48,6 +49,7 @@ export async function createSession(
       enableCpuMemArena: memoryArena,
       // Errors only: ORT's warnings (e.g. about its own fusions) are not the user's concern.
       logSeverityLevel: 3,
+      ...(spinning ? {} : { extra: { session: { intra_op: { allow_spinning: "0" } } } }),
     });
   } catch (error) {
     throw new BackendError(

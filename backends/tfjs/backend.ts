@@ -10,6 +10,7 @@ import {
   activate,
   exclusive,
   initialise,
+  loadSprigKernel,
   type PlatformOptions,
   type TfjsKind,
 } from "./platform.js";
@@ -42,6 +43,12 @@ export interface TfjsBackendOptions extends PlatformOptions {
    * default DENSE_LOGITS_LIMIT (32 Mi floats, what a WebGL texture holds on most devices).
    */
   readonly denseLogitsLimit?: number;
+  /**
+   * On wasm: run block-sparse attention in sprig's own WebAssembly SIMD kernel
+   * (backends/native) when it is built (default true). It keeps each block's keys in cache
+   * and fuses products, bias and softmax, where tfjs needs one 2-D matMul per block.
+   */
+  readonly sprigKernel?: boolean;
 }
 
 export function defaultStrategy(kind: TfjsKind): Strategy {
@@ -88,13 +95,20 @@ export function tfjsBackend(kind: TfjsKind, options: TfjsBackendOptions = {}): B
         } catch (error) {
           throw new BackendError(`${name} is not available: ${reasonOf(error)}`);
         }
+        const kernel =
+          kind === "wasm" && options.sprigKernel !== false ? await loadSprigKernel() : null;
         const limits = {
           staticBiasLimit: options.staticBiasLimit ?? STATIC_BIAS_LIMIT,
           denseLogitsLimit: options.denseLogitsLimit ?? DENSE_LOGITS_LIMIT,
+          sparseKernel: typeof kernel === "string" ? null : kernel,
         };
+        const usesKernel =
+          limits.sparseKernel !== null && graph.nodes.some((n) => n.op === "blockSparseAttention");
         return {
           program: compileProgram(graph, weights, kind, strategy, limits),
-          detail: platform,
+          detail: usesKernel
+            ? `${platform}; block-sparse attention: sprig's WebAssembly SIMD kernel`
+            : platform,
         };
       });
       let live: Program | null = program;

@@ -56,7 +56,7 @@ export function compileProgram(
   weights: ReadonlyMap<string, HostTensor>,
   kind: TfjsKind,
   strategy: Strategy,
-  limits: Pick<LowerContext, "staticBiasLimit" | "denseLogitsLimit">,
+  limits: Pick<LowerContext, "staticBiasLimit" | "denseLogitsLimit" | "sparseKernel">,
 ): Program {
   const sources = new Map<number, tf.Tensor>();
   const resident = new Set<tf.Tensor>();

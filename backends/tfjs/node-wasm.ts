@@ -1,5 +1,7 @@
+import { existsSync, readFileSync } from "node:fs";
 import { createRequire } from "node:module";
-import { dirname, sep } from "node:path";
+import { dirname, join, sep } from "node:path";
+import { NATIVE_DIR } from "../native/build.js";
 
 /**
  * Node-only: where @tensorflow/tfjs-backend-wasm keeps its .wasm binaries. In Node the wasm
@@ -13,4 +15,13 @@ import { dirname, sep } from "node:path";
 export function wasmBinaryDir(): string {
   const require = createRequire(import.meta.url);
   return `${dirname(require.resolve("@tensorflow/tfjs-backend-wasm"))}${sep}`;
+}
+
+/**
+ * Node-only: the bytes of sprig's own WebAssembly kernels (backends/native/build.ts builds
+ * them at install time), or the reason they are not there.
+ */
+export function sprigKernelBytes(): Uint8Array | string {
+  const path = join(NATIVE_DIR, "sprig_bsa.wasm");
+  return existsSync(path) ? readFileSync(path) : `${path} is not built (npm run build:native)`;
 }

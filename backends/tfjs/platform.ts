@@ -1,6 +1,7 @@
 import "@tensorflow/tfjs-backend-cpu";
 import * as tf from "@tensorflow/tfjs-core";
 import { setWasmPaths } from "@tensorflow/tfjs-backend-wasm";
+import { WasmBlockSparseAttention } from "../native/wasm.js";
 
 /**
  * Bringing up a tfjs backend. tfjs keeps ONE active backend per process (tf.setBackend is
@@ -36,6 +37,32 @@ function isNode(): boolean {
   return typeof process !== "undefined" && typeof process.versions?.node === "string";
 }
 
+/** Imports node-wasm.ts in Node; its specifier is not a literal, so bundlers skip it. */
+async function nodeHelper(): Promise<typeof import("./node-wasm.js")> {
+  const nodeModule = "./node-wasm.js";
+  return (await import(nodeModule)) as typeof import("./node-wasm.js");
+}
+
+let sprigKernel: Promise<WasmBlockSparseAttention | string> | null = null;
+
+/**
+ * sprig's WebAssembly block-sparse attention kernel (backends/native/wasm.ts), loaded once;
+ * or why it is not available (not built; in a browser it is not wired up yet).
+ */
+export function loadSprigKernel(): Promise<WasmBlockSparseAttention | string> {
+  sprigKernel ??= (async () => {
+    if (!isNode()) return "sprig's WebAssembly kernels are loaded in Node only";
+    const bytes = (await nodeHelper()).sprigKernelBytes();
+    if (typeof bytes === "string") return bytes;
+    try {
+      return await WasmBlockSparseAttention.instantiate(bytes);
+    } catch (error) {
+      return `sprig's WebAssembly kernels failed to load: ${(error as Error).message}`;
+    }
+  })();
+  return sprigKernel;
+}
+
 let wasmPathsSet = false;
 
 /** Points the wasm backend at its binaries once, before it first initialises. */
@@ -43,10 +70,7 @@ async function prepareWasm(options: PlatformOptions): Promise<void> {
   if (wasmPathsSet || tf.findBackend("wasm") !== null) return;
   let prefix = options.wasmPaths;
   if (prefix === undefined && isNode()) {
-    // Not a literal: keeps bundlers from following the Node-only module.
-    const nodeModule = "./node-wasm.js";
-    const helper = (await import(nodeModule)) as typeof import("./node-wasm.js");
-    prefix = helper.wasmBinaryDir();
+    prefix = (await nodeHelper()).wasmBinaryDir();
   }
   if (prefix !== undefined) setWasmPaths(prefix);
   wasmPathsSet = true;

@@ -2,6 +2,7 @@ import type * as tf from "@tensorflow/tfjs-core";
 import type { Graph, Node, TensorRef } from "../../src/ir/graph.js";
 import type { OpKind } from "../../src/ir/ops/index.js";
 import type { HostTensor } from "../../src/ir/tensor.js";
+import type { WasmBlockSparseAttention } from "../native/wasm.js";
 import type { TfjsKind } from "./platform.js";
 import type { Scratch } from "./util.js";
 
@@ -39,6 +40,11 @@ export interface LowerContext {
    * within it (see attention-device.ts, headGroups).
    */
   readonly denseLogitsLimit: number;
+  /**
+   * sprig's own block-sparse attention kernel (WebAssembly SIMD, backends/native), which
+   * blockSparseAttention uses instead of tfjs ops when set (tfjs-wasm; see attention.ts).
+   */
+  readonly sparseKernel: WasmBlockSparseAttention | null;
   /** The value behind `ref` when a weight or constant node produces it, else null. */
   known(ref: TensorRef): HostTensor | null;
   /**

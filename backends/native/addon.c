@@ -1,0 +1,176 @@
+/*
+ * N-API entry point of the native kernels:
+ *   blockSparseAttention(dims, layout, q, k, v, table, tokenIdx, context, probs, threads)
+ * dims: Int32Array [batch, n, c, heads, g, bs, blocks, width, layoutHeads, masked,
+ * tableRows, wt, wh, ww, tokenBatch]; table and tokenIdx may be null (no bias). Every
+ * buffer length is checked against dims before any memory is touched, so a wrong call is
+ * a JS exception, never a stray write. Runs synchronously on `threads` threads (the
+ * calling one included).
+ */
+#define NAPI_VERSION 8
+#include <node_api.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "bsa.h"
+
+#define MAX_THREADS 64
+
+/* Work is handed out one (batch, head) at a time from a shared counter, so a thread
+ * slowed by other load on the machine takes fewer heads instead of holding up the rest. */
+typedef struct {
+  const sprig_bsa_args *args;
+  _Atomic int64_t *next;
+  int64_t units, per_unit;
+  void *scratch;
+} worker;
+
+static void *work(void *arg) {
+  worker *w = (worker *)arg;
+  for (;;) {
+    const int64_t unit = atomic_fetch_add(w->next, 1);
+    if (unit >= w->units) break;
+    sprig_bsa_run(w->args, unit * w->per_unit, (unit + 1) * w->per_unit, w->scratch);
+  }
+  return NULL;
+}
+
+static napi_value fail(napi_env env, const char *message) {
+  napi_throw_error(env, NULL, message);
+  return NULL;
+}
+
+/* The data of argument i as a typed array of `type` holding exactly `count` elements. */
+static int typed(napi_env env, napi_value value, napi_typedarray_type type, int64_t count,
+                 void **data, const char *name, char *error) {
+  bool is_typed = false;
+  napi_is_typedarray(env, value, &is_typed);
+  if (!is_typed) {
+    snprintf(error, 200, "blockSparseAttention: %s is not a typed array", name);
+    return 0;
+  }
+  napi_typedarray_type actual;
+  size_t length = 0;
+  napi_get_typedarray_info(env, value, &actual, &length, data, NULL, NULL);
+  if (actual != type || (int64_t)length != count) {
+    snprintf(error, 200, "blockSparseAttention: %s has %zu elements of the wrong kind or count (expected %lld)",
+             name, length, (long long)count);
+    return 0;
+  }
+  return 1;
+}
+
+static napi_value block_sparse_attention(napi_env env, napi_callback_info info) {
+  size_t argc = 10;
+  napi_value argv[10];
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  if (argc != 10) return fail(env, "blockSparseAttention: expected 10 arguments");
+  char error[200];
+  int32_t *dims = NULL;
+  if (!typed(env, argv[0], napi_int32_array, 15, (void **)&dims, "dims", error)) return fail(env, error);
+  sprig_bsa_args a = {0};
+  a.batch = dims[0];
+  a.n = dims[1];
+  a.c = dims[2];
+  a.heads = dims[3];
+  a.g = dims[4];
+  a.bs = dims[5];
+  a.blocks = dims[6];
+  a.width = dims[7];
+  a.layout_heads = dims[8];
+  a.masked = dims[9];
+  a.table_rows = dims[10];
+  a.wt = dims[11];
+  a.wh = dims[12];
+  a.ww = dims[13];
+  a.token_batch = dims[14];
+  if (a.batch < 1 || a.n < 2 || a.heads < 1 || a.c < a.heads || a.c % a.heads != 0 || a.g < 1 ||
+      a.g >= a.n || a.bs < 1 || a.width < 1 || a.blocks != (a.n - a.g + a.bs - 1) / a.bs ||
+      (a.layout_heads != 1 && a.layout_heads != a.heads)) {
+    return fail(env, "blockSparseAttention: inconsistent dims");
+  }
+  const int64_t qkv = (int64_t)a.batch * a.n * a.c;
+  if (!typed(env, argv[1], napi_int32_array, (int64_t)a.layout_heads * a.blocks * a.width,
+             (void **)&a.layout, "layout", error) ||
+      !typed(env, argv[2], napi_float32_array, qkv, (void **)&a.q, "q", error) ||
+      !typed(env, argv[3], napi_float32_array, qkv, (void **)&a.k, "k", error) ||
+      !typed(env, argv[4], napi_float32_array, qkv, (void **)&a.v, "v", error) ||
+      !typed(env, argv[7], napi_float32_array, qkv, (void **)&a.context, "context", error) ||
+      !typed(env, argv[8], napi_float32_array, (int64_t)a.batch * a.heads * a.g * a.n,
+             (void **)&a.probs, "probs", error)) {
+    return fail(env, error);
+  }
+  for (int64_t i = 0; i < (int64_t)a.layout_heads * a.blocks * a.width; i++) {
+    if (a.layout[i] < 0 || a.layout[i] >= a.blocks) return fail(env, "blockSparseAttention: layout block out of range");
+  }
+  napi_valuetype table_type;
+  napi_typeof(env, argv[5], &table_type);
+  if (table_type != napi_null) {
+    if (a.g != 1 || a.wt < 1 || a.wh < 1 || a.ww < 1 ||
+        a.table_rows != (2 * a.wt - 1) * (2 * a.wh - 1) * (2 * a.ww - 1) + 3 ||
+        (a.token_batch != 1 && a.token_batch != a.batch)) {
+      return fail(env, "blockSparseAttention: inconsistent bias dims");
+    }
+    if (!typed(env, argv[5], napi_float32_array, (int64_t)a.table_rows * a.heads, (void **)&a.table,
+               "table", error) ||
+        !typed(env, argv[6], napi_int32_array, (int64_t)a.token_batch * (a.n - 1),
+               (void **)&a.token_idx, "tokenIdx", error)) {
+      return fail(env, error);
+    }
+    const int64_t window = (int64_t)a.wt * a.wh * a.ww;
+    for (int64_t i = 0; i < (int64_t)a.token_batch * (a.n - 1); i++) {
+      if (a.token_idx[i] < 0 || a.token_idx[i] >= window) {
+        return fail(env, "blockSparseAttention: token index outside the bias window");
+      }
+    }
+  }
+  int32_t threads = 1;
+  napi_get_value_int32(env, argv[9], &threads);
+  if (threads < 1) threads = 1;
+  if (threads > MAX_THREADS) threads = MAX_THREADS;
+  const int64_t units = (int64_t)a.batch * a.heads;
+  if (threads > units) threads = (int32_t)units;
+  _Atomic int64_t next = 0;
+
+  const size_t scratch_bytes = (size_t)sprig_bsa_scratch_bytes(&a);
+  worker workers[MAX_THREADS];
+  pthread_t ids[MAX_THREADS];
+  int started = 0;
+  int ok = 1;
+  for (int t = 0; t < threads; t++) {
+    workers[t].args = &a;
+    workers[t].next = &next;
+    workers[t].units = units;
+    workers[t].per_unit = sprig_bsa_items(&a) / units;
+    workers[t].scratch = NULL;
+    if (posix_memalign(&workers[t].scratch, 64, scratch_bytes) != 0) {
+      workers[t].scratch = NULL;
+      ok = 0;
+    }
+  }
+  if (ok) {
+    for (int t = 1; t < threads; t++) {
+      if (pthread_create(&ids[t], NULL, work, &workers[t]) != 0) break;
+      started = t;
+    }
+    /* Items of threads that failed to start run here. */
+    for (int t = started + 1; t < threads; t++) work(&workers[t]);
+    work(&workers[0]);
+    for (int t = 1; t <= started; t++) pthread_join(ids[t], NULL);
+  }
+  for (int t = 0; t < threads; t++) free(workers[t].scratch);
+  if (!ok) return fail(env, "blockSparseAttention: out of memory for scratch");
+  return NULL;
+}
+
+static napi_value init(napi_env env, napi_value exports) {
+  napi_value fn;
+  napi_create_function(env, "blockSparseAttention", NAPI_AUTO_LENGTH, block_sparse_attention, NULL, &fn);
+  napi_set_named_property(env, exports, "blockSparseAttention", fn);
+  return exports;
+}
+
+NAPI_MODULE_INIT() { return init(env, exports); }

@@ -1,0 +1,111 @@
+import { existsSync } from "node:fs";
+import { createRequire } from "node:module";
+import { join } from "node:path";
+import { BackendError } from "../../src/ir/errors.js";
+import { type Node, nodeLabel } from "../../src/ir/graph.js";
+import type { HostTensor } from "../../src/ir/tensor.js";
+import { bsaCall, bsaOutputs } from "./args.js";
+import { NATIVE_DIR } from "./build.js";
+
+/**
+ * sprig's own kernels in C (bsa.c), for the ops where a general-purpose runtime's
+ * decomposition is the bottleneck. Today one: block-sparse attention, which onnxruntime
+ * can only run as many small batched products (measured at ~55% of its dense attention's
+ * FLOP rate on SViTT's blocks); the C kernel gathers each block into cache-friendly tiles
+ * and runs the products, bias and softmax in one pass.
+ *
+ * The addon is built at install time (build.ts); when it is missing, callers fall back to
+ * their portable lowering.
+ */
+
+interface Addon {
+  blockSparseAttention(
+    dims: Int32Array,
+    layout: Int32Array,
+    q: Float32Array,
+    k: Float32Array,
+    v: Float32Array,
+    table: Float32Array | null,
+    tokenIdx: Int32Array | null,
+    context: Float32Array,
+    probs: Float32Array,
+    threads: number,
+  ): void;
+}
+
+export type NativeStatus =
+  | { readonly ok: true; readonly path: string }
+  | { readonly ok: false; readonly reason: string };
+
+const ADDON_PATH = join(NATIVE_DIR, "sprig_native.node");
+
+let addon: Addon | null = null;
+let status: NativeStatus | null = null;
+
+/** Loads the addon once; says why not when it cannot. */
+export function nativeStatus(): NativeStatus {
+  if (status !== null) return status;
+  if (!existsSync(ADDON_PATH)) {
+    status = { ok: false, reason: `${ADDON_PATH} is not built (npm run build:native)` };
+    return status;
+  }
+  try {
+    addon = createRequire(import.meta.url)(ADDON_PATH) as Addon;
+    status = { ok: true, path: ADDON_PATH };
+  } catch (error) {
+    status = { ok: false, reason: `${ADDON_PATH}: ${(error as Error).message}` };
+  }
+  return status;
+}
+
+/**
+ * The blockSparseAttention node's outputs [context, global probabilities] from its input
+ * values (q, k, v, then table and token index with a bias), on `threads` threads.
+ * Matches the reference kernel (backends/reference/kernels/attention.ts).
+ */
+export function nativeBlockSparseAttention(
+  node: Node<"blockSparseAttention">,
+  inputs: readonly HostTensor[],
+  threads: number,
+): HostTensor[] {
+  const loaded = nativeStatus();
+  if (!loaded.ok || addon === null) {
+    throw new BackendError(`native kernels: ${loaded.ok ? "not loaded" : loaded.reason}`);
+  }
+  const call = bsaCall(node, inputs, "native");
+  const { bias } = call;
+  const dims = Int32Array.of(
+    call.batch,
+    call.n,
+    call.c,
+    call.heads,
+    call.g,
+    call.bs,
+    call.blocks,
+    call.width,
+    call.layoutHeads,
+    call.masked ? 1 : 0,
+    bias?.rows ?? 0,
+    ...(bias?.window ?? [1, 1, 1]),
+    bias?.tokenBatch ?? 1,
+  );
+  const context = new Float32Array(call.contextSize);
+  const probs = new Float32Array(call.probsSize);
+  try {
+    addon.blockSparseAttention(
+      dims,
+      call.layout,
+      call.q,
+      call.k,
+      call.v,
+      bias?.table ?? null,
+      bias?.tokenIdx ?? null,
+      context,
+      probs,
+      threads,
+    );
+  } catch (error) {
+    throw new BackendError(`native: ${nodeLabel(node)}: ${(error as Error).message}`);
+  }
+  return bsaOutputs(node, context, probs);
+}
