@@ -33,6 +33,23 @@
 #endif
 #define VL (SPRIG_VBYTES / 4)
 
+/* Query rows per register tile: 8 x 2 accumulators need the 32 vector registers of
+ * AVX-512 (also for 256-bit vectors); elsewhere 4 x 2. */
+#ifndef SPRIG_ROWS
+#ifdef __AVX512F__
+#define SPRIG_ROWS 8
+#else
+#define SPRIG_ROWS 4
+#endif
+#endif
+#define ROWS SPRIG_ROWS
+
+#if defined(__clang__)
+#define UNROLL _Pragma("clang loop unroll(full)")
+#else
+#define UNROLL _Pragma("GCC unroll 16")
+#endif
+
 typedef float vf __attribute__((vector_size(SPRIG_VBYTES)));
 typedef int32_t vi __attribute__((vector_size(SPRIG_VBYTES)));
 /* Unaligned views for loads and stores. */
@@ -104,8 +121,8 @@ static void softmax_row(float *x, int64_t len) {
 
 /* Geometry shared by every item. */
 typedef struct {
-  /* lp: the sequence padded to whole blocks, g + blocks * bs. */
-  int64_t d, local, keys, kp, dp, bsp, np, lp, pairs, off;
+  /* lp: the sequence padded to whole blocks, g + blocks * bs; kw: kt_head's row stride. */
+  int64_t d, local, keys, kp, dp, bsp, np, lp, kw, pairs, off;
 } geometry;
 
 static geometry geometry_of(const sprig_bsa_args *a) {
@@ -115,9 +132,10 @@ static geometry geometry_of(const sprig_bsa_args *a) {
   s.keys = a->g + (int64_t)a->width * a->bs;
   s.kp = round_up(s.keys, 2 * VL);
   s.dp = round_up(s.d, 2 * VL);
-  s.bsp = round_up(a->bs, 4);
+  s.bsp = round_up(a->bs, ROWS);
   s.np = round_up(a->n, VL);
   s.lp = a->g + (int64_t)a->blocks * a->bs;
+  s.kw = round_up(s.lp, VL);
   s.pairs = (int64_t)(2 * a->wt - 1) * (2 * a->wh - 1) * (2 * a->ww - 1);
   s.off = ((int64_t)(a->wt - 1) * (2 * a->wh - 1) + (a->wh - 1)) * (2 * a->ww - 1) + (a->ww - 1);
   return s;
@@ -131,9 +149,8 @@ int64_t sprig_bsa_items(const sprig_bsa_args *a) {
 typedef struct {
   /* kt_head [d, lp]: the current head's keys transposed (zero past n); bias_h its bias column. */
   float *kt_head, *bias_h;
-  float *kt, *v, *q, *s, *o, *row, *zeros;
-  const float **v_rows;
-  int32_t *key_pos, *key_lin, *query_lin;
+  float *kt, *v, *q, *s, *o, *row;
+  int32_t *key_pos, *key_lin, *query_lin, *pad_keys;
 } scratch_parts;
 
 static int64_t carve(int64_t *at, int64_t count) {
@@ -145,7 +162,7 @@ static int64_t carve(int64_t *at, int64_t count) {
 static scratch_parts parts_of(const sprig_bsa_args *a, const geometry *s, void *base,
                               int64_t *total) {
   int64_t at = 0;
-  int64_t kt_head = carve(&at, s->d * s->lp);
+  int64_t kt_head = carve(&at, s->d * s->kw);
   int64_t kt = carve(&at, s->d * s->kp);
   int64_t v = carve(&at, s->keys * s->dp);
   int64_t q = carve(&at, s->bsp * s->d);
@@ -155,9 +172,8 @@ static scratch_parts parts_of(const sprig_bsa_args *a, const geometry *s, void *
   int64_t row = carve(&at, s->np > s->dp ? s->np : s->dp);
   int64_t key_pos = carve(&at, s->kp);
   int64_t key_lin = carve(&at, s->kp);
+  int64_t pad_keys = carve(&at, s->kp);
   int64_t query_lin = carve(&at, s->bsp);
-  int64_t zeros = carve(&at, s->dp);
-  int64_t v_rows = carve(&at, s->keys * (int64_t)(sizeof(float *) / 4));
   *total = at * 4;
   scratch_parts p = {0};
   if (base == NULL) return p;
@@ -172,9 +188,8 @@ static scratch_parts parts_of(const sprig_bsa_args *a, const geometry *s, void *
   p.row = f + row;
   p.key_pos = (int32_t *)(f + key_pos);
   p.key_lin = (int32_t *)(f + key_lin);
+  p.pad_keys = (int32_t *)(f + pad_keys);
   p.query_lin = (int32_t *)(f + query_lin);
-  p.zeros = f + zeros;
-  p.v_rows = (const float **)(void *)(f + v_rows);
   return p;
 }
 
@@ -206,22 +221,19 @@ static void global_rows(const sprig_bsa_args *a, const geometry *s, int64_t b, i
   const float scale = 1.0f / sqrtf((float)d);
   float *logits = p->row;
   for (int64_t i = 0; i < a->g; i++) {
+    /* logits = q_i KT over the head's transposed keys, a vector of keys at a time. */
     const float *qi = a->q + (b * n + i) * c + h * d;
-    for (int64_t j = 0; j < n; j++) {
-      const float *kj = a->k + (b * n + j) * c + h * d;
-      float dot;
-      if (d % VL == 0) {
-        vf acc = splat(0.0f);
-        for (int64_t t = 0; t < d; t += VL) acc += LOAD(qi + t) * LOAD(kj + t);
-        dot = hsum(acc);
-      } else {
-        dot = 0.0f;
-        for (int64_t t = 0; t < d; t++) dot += qi[t] * kj[t];
-      }
-      float logit = dot * scale;
-      /* With a bias there is one global token, the CLS token: cls->cls, cls->token. */
-      if (a->table) logit += p->bias_h[j == 0 ? s->pairs + 2 : s->pairs];
-      logits[j] = logit;
+    for (int64_t j = 0; j < s->np; j += VL) STORE(logits + j, splat(0.0f));
+    for (int64_t t = 0; t < d; t++) {
+      const float x = qi[t] * scale;
+      const float *kt = p->kt_head + t * s->kw;
+      for (int64_t j = 0; j < s->np; j += VL) STORE(logits + j, LOAD(logits + j) + x * LOAD(kt + j));
+    }
+    /* With a bias there is one global token, the CLS token: cls->token, and cls->cls. */
+    if (a->table) {
+      const float to_token = p->bias_h[s->pairs];
+      for (int64_t j = 0; j < n; j++) logits[j] += to_token;
+      logits[0] += p->bias_h[s->pairs + 2] - to_token;
     }
     for (int64_t j = n; j < s->np; j++) logits[j] = -INFINITY;
     softmax_row(logits, s->np);
@@ -247,33 +259,38 @@ static void local_block(const sprig_bsa_args *a, const geometry *s, int64_t b, i
   const int32_t *row = a->layout + (hl * a->blocks + m) * a->width;
 
   /* Key positions (-1: padding); keys as columns of the head's KT, values as row pointers. */
+  int64_t pads = 0;
   for (int64_t j = 0; j < g; j++) p->key_pos[j] = (int32_t)j;
   for (int64_t w = 0; w < a->width; w++) {
     for (int64_t t = 0; t < bs; t++) {
       const int64_t local = (int64_t)row[w] * bs + t;
-      p->key_pos[g + w * bs + t] = local < s->local ? (int32_t)(g + local) : -1;
+      const int64_t j = g + w * bs + t;
+      p->key_pos[j] = local < s->local ? (int32_t)(g + local) : -1;
+      if (local >= s->local) p->pad_keys[pads++] = (int32_t)j;
     }
   }
   for (int64_t t = 0; t < d; t++) {
     float *dst = p->kt + t * kp;
-    const float *src = p->kt_head + t * s->lp;
+    const float *src = p->kt_head + t * s->kw;
     for (int64_t j = 0; j < g; j++) dst[j] = src[j];
     for (int64_t w = 0; w < a->width; w++) {
       memcpy(dst + g + w * bs, src + g + (int64_t)row[w] * bs, (size_t)bs * 4);
     }
     for (int64_t j = keys; j < kp; j++) dst[j] = 0.0f;
   }
-  const int direct = d == dp;
+  /* V packed by channel chunk, [dp / (2 VL), K, 2 VL], so the product streams each chunk
+   * contiguously (and from L1: one chunk of a block is K x 2 VL floats). */
+  enum { CHUNK = 2 * VL };
   for (int64_t j = 0; j < keys; j++) {
     const int32_t pos = p->key_pos[j];
     const float *vj = pos < 0 ? NULL : a->v + (b * n + pos) * c + h * d;
-    if (direct) {
-      p->v_rows[j] = vj == NULL ? p->zeros : vj;
-    } else {
-      float *packed = p->v + j * dp;
-      memset(packed, 0, (size_t)dp * 4);
-      if (vj != NULL) memcpy(packed, vj, (size_t)d * 4);
-      p->v_rows[j] = packed;
+    for (int64_t t0 = 0; t0 < dp; t0 += CHUNK) {
+      float *dst = p->v + (t0 / CHUNK) * keys * CHUNK + j * CHUNK;
+      if (vj != NULL && t0 + CHUNK <= d) {
+        memcpy(dst, vj + t0, CHUNK * 4);
+      } else {
+        for (int64_t u = 0; u < CHUNK; u++) dst[u] = vj != NULL && t0 + u < d ? vj[t0 + u] : 0.0f;
+      }
     }
   }
 
@@ -287,33 +304,24 @@ static void local_block(const sprig_bsa_args *a, const geometry *s, int64_t b, i
     }
   }
 
-  /* S = Q KT, 4 rows x 2 vectors at a time. */
+  /* S = Q KT, ROWS rows x 2 vectors at a time. */
   for (int64_t j0 = 0; j0 < kp; j0 += 2 * VL) {
-    for (int64_t i0 = 0; i0 < s->bsp; i0 += 4) {
-      vf a0 = splat(0), a1 = splat(0), b0 = splat(0), b1 = splat(0);
-      vf c0 = splat(0), c1 = splat(0), e0 = splat(0), e1 = splat(0);
+    for (int64_t i0 = 0; i0 < s->bsp; i0 += ROWS) {
+      vf acc[ROWS][2];
+      UNROLL for (int r = 0; r < ROWS; r++) acc[r][0] = acc[r][1] = splat(0.0f);
       const float *q0 = p->q + i0 * d;
       for (int64_t t = 0; t < d; t++) {
         const vf k0 = LOAD(p->kt + t * kp + j0), k1 = LOAD(p->kt + t * kp + j0 + VL);
-        const float x0 = q0[t], x1 = q0[d + t], x2 = q0[2 * d + t], x3 = q0[3 * d + t];
-        a0 += x0 * k0;
-        a1 += x0 * k1;
-        b0 += x1 * k0;
-        b1 += x1 * k1;
-        c0 += x2 * k0;
-        c1 += x2 * k1;
-        e0 += x3 * k0;
-        e1 += x3 * k1;
+        UNROLL for (int r = 0; r < ROWS; r++) {
+          const float x = q0[r * d + t];
+          acc[r][0] += x * k0;
+          acc[r][1] += x * k1;
+        }
       }
-      float *s0 = p->s + i0 * kp + j0;
-      STORE(s0, a0 * scale);
-      STORE(s0 + VL, a1 * scale);
-      STORE(s0 + kp, b0 * scale);
-      STORE(s0 + kp + VL, b1 * scale);
-      STORE(s0 + 2 * kp, c0 * scale);
-      STORE(s0 + 2 * kp + VL, c1 * scale);
-      STORE(s0 + 3 * kp, e0 * scale);
-      STORE(s0 + 3 * kp + VL, e1 * scale);
+      UNROLL for (int r = 0; r < ROWS; r++) {
+        STORE(p->s + (i0 + r) * kp + j0, acc[r][0] * scale);
+        STORE(p->s + (i0 + r) * kp + j0 + VL, acc[r][1] * scale);
+      }
     }
   }
 
@@ -334,49 +342,39 @@ static void local_block(const sprig_bsa_args *a, const geometry *s, int64_t b, i
       /* Padded keys read a valid entry here and are overwritten below. */
       for (int64_t j = g; j < keys; j++) si[j] += base[-p->key_lin[j]];
     }
-    for (int64_t j = g; j < keys; j++) {
-      /* A padded key is a zero vector: logit 0 (+ the token->CLS bias), or left out. */
-      if (p->key_pos[j] < 0) si[j] = a->masked ? -INFINITY : to_cls;
-    }
+    /* A padded key is a zero vector: logit 0 (+ the token->CLS bias), or left out. */
+    for (int64_t x = 0; x < pads; x++) si[p->pad_keys[x]] = a->masked ? -INFINITY : to_cls;
     for (int64_t j = keys; j < kp; j++) si[j] = -INFINITY;
     softmax_row(si, kp);
   }
 
-  /* O = P V, 4 rows x 2 vectors of channels at a time; padded keys have zero values. */
-  const int64_t full = rows / 4 * 4;
+  /* O = P V, ROWS rows x 2 vectors of channels at a time; padded keys have zero values. */
+  const int64_t full = rows / ROWS * ROWS;
   for (int64_t t0 = 0; t0 < dp; t0 += 2 * VL) {
-    for (int64_t i0 = 0; i0 < full; i0 += 4) {
-      vf a0 = splat(0), a1 = splat(0), b0 = splat(0), b1 = splat(0);
-      vf c0 = splat(0), c1 = splat(0), e0 = splat(0), e1 = splat(0);
+    const float *vc = p->v + (t0 / CHUNK) * keys * CHUNK;
+    for (int64_t i0 = 0; i0 < full; i0 += ROWS) {
+      vf acc[ROWS][2];
+      UNROLL for (int r = 0; r < ROWS; r++) acc[r][0] = acc[r][1] = splat(0.0f);
       const float *p0 = p->s + i0 * kp;
       for (int64_t j = 0; j < keys; j++) {
-        const vf v0 = LOAD(p->v_rows[j] + t0), v1 = LOAD(p->v_rows[j] + t0 + VL);
-        const float x0 = p0[j], x1 = p0[kp + j], x2 = p0[2 * kp + j], x3 = p0[3 * kp + j];
-        a0 += x0 * v0;
-        a1 += x0 * v1;
-        b0 += x1 * v0;
-        b1 += x1 * v1;
-        c0 += x2 * v0;
-        c1 += x2 * v1;
-        e0 += x3 * v0;
-        e1 += x3 * v1;
+        const vf v0 = LOAD(vc + j * CHUNK), v1 = LOAD(vc + j * CHUNK + VL);
+        UNROLL for (int r = 0; r < ROWS; r++) {
+          const float x = p0[r * kp + j];
+          acc[r][0] += x * v0;
+          acc[r][1] += x * v1;
+        }
       }
-      float *o0 = p->o + i0 * dp + t0;
-      STORE(o0, a0);
-      STORE(o0 + VL, a1);
-      STORE(o0 + dp, b0);
-      STORE(o0 + dp + VL, b1);
-      STORE(o0 + 2 * dp, c0);
-      STORE(o0 + 2 * dp + VL, c1);
-      STORE(o0 + 3 * dp, e0);
-      STORE(o0 + 3 * dp + VL, e1);
+      UNROLL for (int r = 0; r < ROWS; r++) {
+        STORE(p->o + (i0 + r) * dp + t0, acc[r][0]);
+        STORE(p->o + (i0 + r) * dp + t0 + VL, acc[r][1]);
+      }
     }
     for (int64_t i = full; i < rows; i++) {
       vf x0 = splat(0), x1 = splat(0);
       const float *pi = p->s + i * kp;
       for (int64_t j = 0; j < keys; j++) {
-        x0 += pi[j] * LOAD(p->v_rows[j] + t0);
-        x1 += pi[j] * LOAD(p->v_rows[j] + t0 + VL);
+        x0 += pi[j] * LOAD(vc + j * CHUNK);
+        x1 += pi[j] * LOAD(vc + j * CHUNK + VL);
       }
       STORE(p->o + i * dp + t0, x0);
       STORE(p->o + i * dp + t0 + VL, x1);
@@ -387,16 +385,22 @@ static void local_block(const sprig_bsa_args *a, const geometry *s, int64_t b, i
   }
 }
 
-/* kt_head = the keys of (b, h) transposed, zero in the padding columns n .. lp. */
+/* kt_head = the keys of (b, h) transposed, zero in the padding columns n .. kw. */
 static void load_head_keys(const sprig_bsa_args *a, const geometry *s, int64_t b, int64_t h,
                            float *kt_head) {
-  const int64_t n = a->n, c = a->c, d = s->d, lp = s->lp;
-  for (int64_t pos = 0; pos < n; pos++) {
-    const float *kj = a->k + (b * n + pos) * c + h * d;
-    for (int64_t t = 0; t < d; t++) kt_head[t * lp + pos] = kj[t];
+  const int64_t n = a->n, c = a->c, d = s->d, kw = s->kw;
+  /* In tiles of 8 positions, so each written row of kt_head gets 32 contiguous bytes. */
+  enum { TILE = 8 };
+  for (int64_t p0 = 0; p0 < n; p0 += TILE) {
+    const int64_t width = n - p0 < TILE ? n - p0 : TILE;
+    const float *k0 = a->k + (b * n + p0) * c + h * d;
+    for (int64_t t = 0; t < d; t++) {
+      float *dst = kt_head + t * kw + p0;
+      for (int64_t r = 0; r < width; r++) dst[r] = k0[r * c + t];
+    }
   }
   for (int64_t t = 0; t < d; t++) {
-    for (int64_t pos = n; pos < lp; pos++) kt_head[t * lp + pos] = 0.0f;
+    for (int64_t pos = n; pos < kw; pos++) kt_head[t * kw + pos] = 0.0f;
   }
 }
 
@@ -404,7 +408,6 @@ void sprig_bsa_run(const sprig_bsa_args *a, int64_t first, int64_t last, void *s
   const geometry s = geometry_of(a);
   int64_t total = 0;
   const scratch_parts p = parts_of(a, &s, scratch, &total);
-  memset(p.zeros, 0, (size_t)s.dp * 4);
   const int64_t per_head = a->blocks + 1;
   /* The (b, h) whose transposed keys, and whose bias column, scratch holds. */
   int64_t keys_of = -1, bias_of = -1;
@@ -415,13 +418,13 @@ void sprig_bsa_run(const sprig_bsa_args *a, int64_t first, int64_t last, void *s
       load_bias_column(a, h, p.bias_h);
       bias_of = bh;
     }
-    if (m == a->blocks) {
-      global_rows(a, &s, b, h, &p);
-      continue;
-    }
     if (bh != keys_of) {
       load_head_keys(a, &s, b, h, p.kt_head);
       keys_of = bh;
+    }
+    if (m == a->blocks) {
+      global_rows(a, &s, b, h, &p);
+      continue;
     }
     local_block(a, &s, b, h, m, &p);
   }

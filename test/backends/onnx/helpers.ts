@@ -1,17 +1,26 @@
 import { expect } from "vitest";
 import type { Backend } from "../../../backends/backend.js";
-import { createOnnxBackend, type OnnxBuildOptions } from "../../../backends/onnx/index.js";
+import {
+  createOnnxBackend,
+  type OnnxBackendOptions,
+  type OnnxBuildOptions,
+} from "../../../backends/onnx/index.js";
 import { runReference } from "../../../backends/reference/index.js";
 import type { Graph } from "../../../src/ir/graph.js";
 import type { HostTensor } from "../../../src/ir/tensor.js";
 
-/** The two lowerings: onnxruntime's MultiHeadAttention (default) and standard ops only. */
-export const VARIANTS: readonly [string, OnnxBuildOptions][] = [
-  ["contrib", {}],
+/**
+ * The lowerings: block-sparse attention in sprig's native kernel between ONNX segments
+ * (the default where the kernel is built, else the same as contrib), onnxruntime's
+ * MultiHeadAttention in one model, and standard ops only.
+ */
+export const VARIANTS: readonly [string, OnnxBackendOptions][] = [
+  ["native attention", {}],
+  ["contrib", { hostAttention: false }],
   ["portable", { portable: true }],
 ];
 
-export function backendFor(options: OnnxBuildOptions): Backend {
+export function backendFor(options: OnnxBackendOptions): Backend {
   return createOnnxBackend(options);
 }
 

@@ -1,0 +1,235 @@
+/**
+ * sprig's C block-sparse attention kernel, as the N-API addon and as WebAssembly, against
+ * the reference kernel on seeded random problems: random layouts (per head or shared),
+ * both padding modes, with and without a 3-D relative position bias, several global
+ * tokens, batch 1-2, head widths on and off the kernel's vector width.
+ *
+ * The kernels are built at install time (backends/native/build.ts). Where they are not
+ * built the tests skip, unless SPRIG_REQUIRE_NATIVE=1 (CI), which turns that into a failure.
+ */
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import fc from "fast-check";
+import { describe, expect, it } from "vitest";
+import { NATIVE_DIR } from "../../../backends/native/build.js";
+import { nativeBlockSparseAttention, nativeStatus } from "../../../backends/native/index.js";
+import { WasmBlockSparseAttention } from "../../../backends/native/wasm.js";
+import { blockSparseAttention as referenceKernel } from "../../../backends/reference/kernels/attention.js";
+import { GraphBuilder } from "../../../src/ir/builder.js";
+import type { Node, TensorRef } from "../../../src/ir/graph.js";
+import type { BlockLayout, PaddingMode } from "../../../src/ir/pattern.js";
+import { relPosTableRows } from "../../../src/ir/relpos.js";
+import { type HostTensor, i32Tensor } from "../../../src/ir/tensor.js";
+import { maxAbsDiff, randomTensor, rng } from "../../models/support.js";
+
+const REQUIRED = process.env.SPRIG_REQUIRE_NATIVE === "1";
+const WASM_PATH = join(NATIVE_DIR, "sprig_bsa.wasm");
+const wasmBytes = (() => {
+  try {
+    return readFileSync(WASM_PATH);
+  } catch {
+    return null;
+  }
+})();
+
+/** Float32 kernels against the float64 reference: chosen before the first run. */
+const ATOL = 2e-5;
+
+interface Case {
+  readonly batch: number;
+  readonly heads: number;
+  readonly headDim: number;
+  readonly globals: number;
+  readonly local: number;
+  readonly blockSize: number;
+  readonly width: number;
+  readonly relPos: boolean;
+  readonly tokenBatch: number;
+  readonly perHead: boolean;
+  readonly padding: PaddingMode;
+  readonly seed: number;
+}
+
+/** Rows of `width` distinct blocks out of `blocks`, seeded. */
+function randomLayout(blocks: number, width: number, heads: number, seed: number): BlockLayout {
+  const next = rng(seed);
+  const data: number[] = [];
+  for (let r = 0; r < heads * blocks; r++) {
+    const all = Array.from({ length: blocks }, (_, i) => i);
+    for (let i = blocks - 1; i > 0; i--) {
+      const j = Math.floor(next() * (i + 1));
+      [all[i], all[j]] = [all[j]!, all[i]!];
+    }
+    data.push(...all.slice(0, width));
+  }
+  return { heads, queryBlocks: blocks, blocksPerRow: width, blocks: Int32Array.from(data) };
+}
+
+function problem(c: Case): { node: Node<"blockSparseAttention">; inputs: HostTensor[] } {
+  const n = c.globals + c.local;
+  const width = c.heads * c.headDim;
+  const blocks = Math.ceil(c.local / c.blockSize);
+  const type = { dtype: "f32", shape: [c.batch, n, width] } as const;
+  const b = new GraphBuilder("kernel");
+  const refs: TensorRef[] = [b.input("q", type), b.input("k", type), b.input("v", type)];
+  const inputs: HostTensor[] = [1, 2, 3].map((s) => randomTensor(type.shape, c.seed + s, 2));
+  let relPosBias: { window: [number, number, number] } | null = null;
+  if (c.relPos) {
+    // A (2, 3, w) window wide enough for the local tokens, at distinct seeded positions.
+    const window: [number, number, number] = [2, 3, Math.ceil(c.local / 6) + 1];
+    const cells = window[0] * window[1] * window[2];
+    const rows = relPosTableRows(window);
+    const next = rng(c.seed + 5);
+    const idx = new Int32Array(c.tokenBatch * c.local);
+    for (let item = 0; item < c.tokenBatch; item++) {
+      const positions = Array.from({ length: cells }, (_, i) => i);
+      for (let i = cells - 1; i > 0; i--) {
+        const j = Math.floor(next() * (i + 1));
+        [positions[i], positions[j]] = [positions[j]!, positions[i]!];
+      }
+      idx.set(positions.slice(0, c.local), item * c.local);
+    }
+    inputs.push(
+      randomTensor([rows, c.heads], c.seed + 4, 1),
+      i32Tensor([c.tokenBatch, c.local], idx),
+    );
+    refs.push(
+      b.input("table", { dtype: "f32", shape: [rows, c.heads] }),
+      b.input("idx", { dtype: "i32", shape: [c.tokenBatch, c.local] }),
+    );
+    relPosBias = { window };
+  }
+  const [context] = b.add("blockSparseAttention", refs, {
+    heads: c.heads,
+    pattern: {
+      globalTokens: c.globals,
+      blockSize: c.blockSize,
+      layout: randomLayout(blocks, Math.min(c.width, blocks), c.perHead ? c.heads : 1, c.seed + 6),
+      origin: { kind: "custom", label: "random" },
+    },
+    padding: c.padding,
+    relPosBias,
+  });
+  const node = b.build().nodes[context!.node] as Node<"blockSparseAttention">;
+  return { node, inputs };
+}
+
+const cases = fc
+  .record({
+    batch: fc.integer({ min: 1, max: 2 }),
+    heads: fc.constantFrom(1, 2, 3),
+    headDim: fc.constantFrom(1, 3, 5, 8, 12, 16, 20, 32),
+    globals: fc.integer({ min: 1, max: 2 }),
+    local: fc.integer({ min: 1, max: 40 }),
+    blockSize: fc.integer({ min: 1, max: 12 }),
+    width: fc.integer({ min: 1, max: 4 }),
+    relPos: fc.boolean(),
+    batchedIndex: fc.boolean(),
+    perHead: fc.boolean(),
+    padding: fc.constantFrom<PaddingMode>("reference", "masked"),
+    seed: fc.integer({ min: 0, max: 1_000_000 }),
+  })
+  .map(
+    (s): Case => ({
+      ...s,
+      // A relative position bias has exactly one global token, the CLS token.
+      globals: s.relPos ? 1 : s.globals,
+      tokenBatch: s.batchedIndex ? s.batch : 1,
+    }),
+  );
+
+type Run = (node: Node<"blockSparseAttention">, inputs: HostTensor[]) => HostTensor[];
+
+function expectMatchesReference(run: Run): void {
+  fc.assert(
+    fc.property(cases, (c) => {
+      const { node, inputs } = problem(c);
+      const want = referenceKernel(node, inputs);
+      const got = run(node, inputs);
+      expect(got[0]!.shape).toEqual(want[0]!.shape);
+      expect(got[1]!.shape).toEqual(want[1]!.shape);
+      expect(maxAbsDiff(got[0]!.data, want[0]!.data)).toBeLessThanOrEqual(ATOL);
+      expect(maxAbsDiff(got[1]!.data, want[1]!.data)).toBeLessThanOrEqual(ATOL);
+    }),
+    { numRuns: 150, seed: 7 },
+  );
+}
+
+/** The 8-frame SViTT layer's shape class: 64-wide heads, block 56, 4 blocks per row. */
+const SVITT_LIKE: Case = {
+  batch: 1,
+  heads: 2,
+  headDim: 64,
+  globals: 1,
+  local: 300,
+  blockSize: 56,
+  width: 4,
+  relPos: true,
+  tokenBatch: 1,
+  perHead: false,
+  padding: "reference",
+  seed: 11,
+};
+
+describe("native block-sparse attention kernel (N-API addon)", () => {
+  const status = nativeStatus();
+  it("is built here (or the tests below are skipped)", () => {
+    if (REQUIRED) expect(status).toEqual({ ok: true, path: expect.any(String) });
+  });
+
+  describe.runIf(status.ok)("against the reference kernel", () => {
+    for (const threads of [1, 2, 3]) {
+      it(`matches on random problems, ${threads} thread${threads === 1 ? "" : "s"}`, () => {
+        expectMatchesReference((node, inputs) => nativeBlockSparseAttention(node, inputs, threads));
+      });
+    }
+
+    it("matches at SViTT's block shape (64-wide heads, block 56)", () => {
+      const { node, inputs } = problem(SVITT_LIKE);
+      const want = referenceKernel(node, inputs);
+      const got = nativeBlockSparseAttention(node, inputs, 2);
+      expect(maxAbsDiff(got[0]!.data, want[0]!.data)).toBeLessThanOrEqual(ATOL);
+      expect(maxAbsDiff(got[1]!.data, want[1]!.data)).toBeLessThanOrEqual(ATOL);
+    });
+
+    it("names the node when a token index lies outside the bias window", () => {
+      const { node, inputs } = problem({ ...SVITT_LIKE, local: 20 });
+      const bad = inputs[4]!;
+      const data = Int32Array.from(bad.data);
+      data[3] = 10_000;
+      const broken: HostTensor[] = [...inputs.slice(0, 4), i32Tensor([...bad.shape], data)];
+      expect(() => nativeBlockSparseAttention(node, broken, 2)).toThrow(
+        /native: %\d+ blockSparseAttention.*token index 10000 \(batch 0, position 3\) outside the \d+-token window/,
+      );
+    });
+
+    it("rejects inputs of the wrong size before touching memory", () => {
+      const { node, inputs } = problem({ ...SVITT_LIKE, local: 20 });
+      const short: HostTensor = {
+        dtype: "f32",
+        shape: inputs[0]!.shape,
+        data: Float32Array.from(inputs[0]!.data).subarray(1),
+      };
+      expect(() => nativeBlockSparseAttention(node, [short, ...inputs.slice(1)], 1)).toThrow(
+        /q is not f32 with \d+ elements/,
+      );
+    });
+  });
+});
+
+describe("WebAssembly block-sparse attention kernel", () => {
+  it("is built here (or the tests below are skipped)", () => {
+    if (REQUIRED) expect(wasmBytes, `${WASM_PATH} missing`).not.toBeNull();
+  });
+
+  describe.runIf(wasmBytes !== null)("against the reference kernel", () => {
+    it("matches on random problems, reusing one instance (its memory grows as needed)", async () => {
+      const kernel = await WasmBlockSparseAttention.instantiate(wasmBytes!);
+      expectMatchesReference((node, inputs) => kernel.run(node, inputs));
+      const { node, inputs } = problem(SVITT_LIKE);
+      const want = referenceKernel(node, inputs);
+      const got = kernel.run(node, inputs);
+      expect(maxAbsDiff(got[0]!.data, want[0]!.data)).toBeLessThanOrEqual(ATOL);
+    });
+  });
+});
