@@ -3,6 +3,7 @@ import { type Graph, graphInputs, type Node, refKey, type TensorRef } from "../.
 import type { HostTensor } from "../../src/ir/tensor.js";
 import { checkInputs } from "../../src/runtime/inputs.js";
 import { bindWeights, type WeightStore } from "../../src/runtime/weights.js";
+import { analyzeCost } from "../../src/cost.js";
 import type { Availability, Backend, CompileOptions, Executable } from "../backend.js";
 import { nativeBlockSparseAttention, nativeStatus } from "../native/index.js";
 import {
@@ -79,13 +80,16 @@ interface ModelRun {
 async function openModel(
   graph: Graph,
   weights: WeightStore,
-  build: OnnxBuildOptions,
+  build: OnnxBackendOptions,
   threads: number,
   spinning = true,
 ): Promise<ModelRun> {
   const model = buildOnnxModel(graph, weights, build);
   const ort = await loadOrt();
-  const arena = largestIntermediateBytes(graph) <= ARENA_TENSOR_LIMIT;
+  const arena =
+    build.memoryArena === undefined || build.memoryArena === "auto"
+      ? largestIntermediateBytes(graph) <= ARENA_TENSOR_LIMIT
+      : build.memoryArena === "on";
   const session = await createSession(model, threads, arena, spinning);
   const inputs = graphInputs(graph).map((node) => node.attrs.name);
   const outputs = graph.outputs.map(({ name, ref }) => ({
@@ -117,18 +121,36 @@ async function openModel(
   };
 }
 
+/**
+ * Share of a graph's multiply-adds in block-sparse attention from which "auto" runs it in
+ * the native kernel. Every cut costs: each segment is its own session (own thread pool, run
+ * without spinning so that idle pools do not steal the cores from the next stage) and
+ * every crossing tensor is copied out of onnxruntime. Measured on the project machine
+ * (2026-12-01, `sprig run --json`, one process per variant, 7 forwards, 3 alternations):
+ * the 8-frame SViTT encoder, 4.7% of its MACs in block-sparse attention, ran in 1184-1308 ms
+ * as one model and 1434-1606 ms staged, while one 8-frame attention layer alone ran in
+ * 16.1 ms staged against 23.3 ms in onnxruntime (`npm run bench -- --suites attention`,
+ * two runs of the same day). So only attention-dominated graphs gain.
+ */
+export const HOST_ATTENTION_SHARE = 0.25;
+
 /** Whether the graph's block-sparse attention runs in sprig's native kernel (index.ts doc). */
 function usesHostAttention(graph: Graph, build: OnnxBackendOptions): boolean {
-  if (build.hostAttention === false || build.portable === true || process.env.HOST === "0")
+  const choice = build.hostAttention ?? "auto";
+  if (choice === false || build.portable === true) return false;
+  if (!graph.nodes.some((node) => node.op === "blockSparseAttention") || !nativeStatus().ok) {
     return false;
-  return graph.nodes.some((node) => node.op === "blockSparseAttention") && nativeStatus().ok;
+  }
+  if (choice === true) return true;
+  const { totals } = analyzeCost(graph);
+  return totals.macs > 0 && totals.attentionMacs / totals.macs >= HOST_ATTENTION_SHARE;
 }
 
 /** Runs the stages in order, keeping each crossing tensor until its last reader is done. */
 async function openStages(
   graph: Graph,
   weights: WeightStore,
-  build: OnnxBuildOptions,
+  build: OnnxBackendOptions,
   threads: number,
 ): Promise<ModelRun & { readonly models: number }> {
   const stages = splitGraph(graph, (node) => node.op === "blockSparseAttention");
@@ -240,10 +262,17 @@ async function compile(
 export interface OnnxBackendOptions extends OnnxBuildOptions {
   /**
    * Run block-sparse attention in sprig's native kernel (backends/native), between ONNX
-   * segments, when the kernel is built (default true; never with `portable`). false: one
-   * ONNX model, attention in onnxruntime, as `sprig export` writes it.
+   * segments, when the kernel is built (never with `portable`). "auto" (default): when
+   * block-sparse attention holds at least HOST_ATTENTION_SHARE of the graph's
+   * multiply-adds. false: one ONNX model, attention in onnxruntime, as `sprig export`
+   * writes it.
    */
-  readonly hostAttention?: boolean;
+  readonly hostAttention?: boolean | "auto";
+  /**
+   * onnxruntime's CPU memory arena: "auto" (default) turns it off for models holding a
+   * tensor over ARENA_TENSOR_LIMIT (see model.ts), "on" and "off" force it.
+   */
+  readonly memoryArena?: "auto" | "on" | "off";
 }
 
 /** An onnx backend with non-default choices (e.g. `{ portable: true }`). */

@@ -11,11 +11,11 @@ import type { HostTensor } from "../../../src/ir/tensor.js";
 
 /**
  * The lowerings: block-sparse attention in sprig's native kernel between ONNX segments
- * (the default where the kernel is built, else the same as contrib), onnxruntime's
- * MultiHeadAttention in one model, and standard ops only.
+ * (where the kernel is built, else the same as contrib), onnxruntime's MultiHeadAttention
+ * in one model, and standard ops only.
  */
 export const VARIANTS: readonly [string, OnnxBackendOptions][] = [
-  ["native attention", {}],
+  ["native attention", { hostAttention: true }],
   ["contrib", { hostAttention: false }],
   ["portable", { portable: true }],
 ];

@@ -1,8 +1,8 @@
 import { describe, expect, it } from "vitest";
 import {
   ARENA_TENSOR_LIMIT,
+  createOnnxBackend,
   largestIntermediateBytes,
-  onnxBackend,
 } from "../../../backends/onnx/index.js";
 import { attentionGraphs, attentionInputs } from "../../../src/api/attention-bench.js";
 import { compileVision } from "../../../src/api/compile.js";
@@ -15,9 +15,13 @@ import { visionPreset } from "../../../src/models/presets.js";
  * about 480 MB) leave the resident set within 64 MB of where 10 warm-up runs left it.
  */
 describe("onnx memory", () => {
-  it("100 runs do not grow the resident set", async () => {
+  const variants = [
+    ["sprig's native attention kernel", { hostAttention: true }],
+    ["onnxruntime attention", { hostAttention: false }],
+  ] as const;
+  it.each(variants)("100 runs do not grow the resident set (%s)", async (_name, options) => {
     const { sparse } = attentionGraphs(8, { tokenIndex: "input" });
-    const executable = await onnxBackend.compile(sparse, initWeights(sparse, 0));
+    const executable = await createOnnxBackend(options).compile(sparse, initWeights(sparse, 0));
     const inputs = attentionInputs(sparse, 8);
     try {
       let checksum = 0;
