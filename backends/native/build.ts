@@ -1,5 +1,6 @@
 /**
- * Builds sprig's C kernels (bsa.c) on this machine, run by `npm ci` / `npm install`
+ * Builds sprig's C kernels (bsa.c) on this machine (a script: importing it builds), run by
+ * `npm ci` / `npm install`
  * (package.json "postinstall") and by `npm run build:native`:
  * - build/native/sprig_native.node: an N-API addon compiled with the system C compiler
  *   ($CC or cc) for this CPU (-march=native: it is built where it runs), headers from the
@@ -13,12 +14,11 @@
  */
 import { execFileSync } from "node:child_process";
 import { existsSync, mkdirSync, renameSync, rmSync } from "node:fs";
-import { dirname, join, resolve } from "node:path";
+import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { NATIVE_DIR } from "./paths.js";
 
 const here = dirname(fileURLToPath(import.meta.url));
-const root = resolve(here, "..", "..");
-export const NATIVE_DIR = join(root, "build", "native");
 
 function compile(what: string, command: string, args: string[], output: string): boolean {
   const partial = `${output}.partial`;
@@ -71,8 +71,6 @@ function buildWasm(): boolean {
   );
 }
 
-if (process.argv[1] !== undefined && resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
-  mkdirSync(NATIVE_DIR, { recursive: true });
-  buildAddon();
-  buildWasm();
-}
+mkdirSync(NATIVE_DIR, { recursive: true });
+buildAddon();
+buildWasm();

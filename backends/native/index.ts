@@ -5,7 +5,7 @@ import { BackendError } from "../../src/ir/errors.js";
 import { type Node, nodeLabel } from "../../src/ir/graph.js";
 import type { HostTensor } from "../../src/ir/tensor.js";
 import { bsaCall, bsaOutputs } from "./args.js";
-import { NATIVE_DIR } from "./build.js";
+import { NATIVE_DIR } from "./paths.js";
 
 /**
  * sprig's own kernels in C (bsa.c), for the ops where a general-purpose runtime's

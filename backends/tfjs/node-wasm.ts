@@ -1,7 +1,7 @@
 import { existsSync, readFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import { dirname, join, sep } from "node:path";
-import { NATIVE_DIR } from "../native/build.js";
+import { NATIVE_DIR } from "../native/paths.js";
 
 /**
  * Node-only: where @tensorflow/tfjs-backend-wasm keeps its .wasm binaries. In Node the wasm

@@ -11,7 +11,7 @@ import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { NATIVE_DIR } from "../../../backends/native/build.js";
+import { NATIVE_DIR } from "../../../backends/native/paths.js";
 import { nativeBlockSparseAttention, nativeStatus } from "../../../backends/native/index.js";
 import { WasmBlockSparseAttention } from "../../../backends/native/wasm.js";
 import { blockSparseAttention as referenceKernel } from "../../../backends/reference/kernels/attention.js";

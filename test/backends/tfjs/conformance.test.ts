@@ -15,10 +15,12 @@ import { listCases, loadCase } from "../../../src/conformance/case.js";
 
 const DIR = fileURLToPath(new URL("../../../../shared/conformance/", import.meta.url));
 
-const CONFIGS: readonly [TfjsKind, Strategy | undefined][] = [
-  ["wasm", undefined],
-  ["wasm", "device"],
-  ["cpu", undefined],
+/** Default wasm runs block-sparse attention in sprig's WebAssembly kernel (when built). */
+const CONFIGS: readonly [TfjsKind, Strategy | undefined, boolean][] = [
+  ["wasm", undefined, true],
+  ["wasm", undefined, false],
+  ["wasm", "device", false],
+  ["cpu", undefined, false],
 ];
 
 describe("tfjs conformance", () => {
@@ -27,10 +29,13 @@ describe("tfjs conformance", () => {
     expect((await listCases(DIR)).length).toBeGreaterThanOrEqual(14);
   });
 
-  for (const [kind, strategy] of CONFIGS) {
-    const label = `tfjs-${kind}${strategy === undefined ? "" : ` (${strategy})`}`;
+  for (const [kind, strategy, sprigKernel] of CONFIGS) {
+    const label = `tfjs-${kind}${strategy === undefined ? "" : ` (${strategy})`}${sprigKernel ? "" : ", tfjs ops only"}`;
     it(`passes every case on ${label}`, { timeout: 90_000 }, async () => {
-      const backend = tfjsBackend(kind, strategy === undefined ? {} : { strategy });
+      const backend = tfjsBackend(kind, {
+        ...(strategy === undefined ? {} : { strategy }),
+        sprigKernel,
+      });
       const paths = await listCases(DIR);
       expect(paths.length).toBeGreaterThan(0);
       const failures: string[] = [];

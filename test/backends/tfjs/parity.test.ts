@@ -19,21 +19,25 @@ const VARIANTS: readonly [string, SmallVariant][] = [
   ["dense attention", { dense: true }],
 ];
 
-const BACKENDS: readonly [TfjsKind, Strategy][] = [
-  ["wasm", "host"],
-  ["wasm", "device"],
-  ["cpu", "device"],
-  ["cpu", "host"],
+/** On wasm, block-sparse attention runs in sprig's WebAssembly kernel unless switched off. */
+const BACKENDS: readonly [TfjsKind, Strategy, boolean][] = [
+  ["wasm", "host", true],
+  ["wasm", "host", false],
+  ["wasm", "device", false],
+  ["cpu", "device", false],
+  ["cpu", "host", false],
 ];
+const labelOf = (kind: TfjsKind, strategy: Strategy, kernel: boolean) =>
+  `tfjs-${kind} (${strategy}${kernel ? ", sprig kernel" : ""})`;
 
 describe("tfjs parity with the reference backend", () => {
   for (const [label, variant] of VARIANTS) {
     describe(label, () => {
       const model = smallModel(variant);
       const want = runReference(model.graph, model.weights, model.inputs);
-      for (const [kind, strategy] of BACKENDS) {
-        it(`tfjs-${kind} (${strategy}) within 1e-4`, async () => {
-          const executable = await tfjsBackend(kind, { strategy }).compile(
+      for (const [kind, strategy, sprigKernel] of BACKENDS) {
+        it(`${labelOf(kind, strategy, sprigKernel)} within 1e-4`, async () => {
+          const executable = await tfjsBackend(kind, { strategy, sprigKernel }).compile(
             model.graph,
             model.weights,
           );
@@ -50,8 +54,8 @@ describe("tfjs parity with the reference backend", () => {
   it("rebuilds the bias per run when it may not be precomputed (staticBiasLimit 0)", async () => {
     const model = smallModel();
     const want = runReference(model.graph, model.weights, model.inputs);
-    for (const [kind, strategy] of BACKENDS) {
-      const backend = tfjsBackend(kind, { strategy, staticBiasLimit: 0 });
+    for (const [kind, strategy, sprigKernel] of BACKENDS) {
+      const backend = tfjsBackend(kind, { strategy, sprigKernel, staticBiasLimit: 0 });
       const executable = await backend.compile(model.graph, model.weights);
       try {
         expectOutputsClose(await executable.run(model.inputs), want, 1e-4);
