@@ -26,6 +26,9 @@ export interface AttentionBenchResult {
   readonly tokens: number;
   readonly sparseMs: number;
   readonly denseMs: number;
+  /** What each variant ran on (Executable.detail), e.g. which attention kernel. */
+  readonly sparseDetail: string;
+  readonly denseDetail: string;
   readonly sparseMacs: number;
   readonly denseMacs: number;
   readonly reps: number;
@@ -92,6 +95,17 @@ export async function timeGraph(
   reps: number,
   threads?: number,
 ): Promise<number> {
+  return (await timeGraphDetailed(backend, graph, inputs, reps, threads)).ms;
+}
+
+/** timeGraph, with the executable's description of what ran. */
+async function timeGraphDetailed(
+  backend: Backend,
+  graph: Graph,
+  inputs: Readonly<Record<string, HostTensor>>,
+  reps: number,
+  threads?: number,
+): Promise<{ ms: number; detail: string }> {
   const executable = await backend.compile(
     graph,
     initWeights(graph, 0),
@@ -105,7 +119,7 @@ export async function timeGraph(
       await executable.run(inputs);
       samples.push(performance.now() - start);
     }
-    return median(samples);
+    return { ms: median(samples), detail: executable.detail };
   } finally {
     executable.dispose();
   }
@@ -126,14 +140,16 @@ export async function benchAttention(options: {
     tokenIndex: options.tokenIndex ?? "input",
   });
   const inputs = attentionInputs(dense, options.frames);
-  const sparseMs = await timeGraph(backend, sparse, inputs, reps, options.threads);
-  const denseMs = await timeGraph(backend, dense, inputs, reps, options.threads);
+  const sparseRun = await timeGraphDetailed(backend, sparse, inputs, reps, options.threads);
+  const denseRun = await timeGraphDetailed(backend, dense, inputs, reps, options.threads);
   return {
     backend: backend.name,
     frames: options.frames,
     tokens,
-    sparseMs,
-    denseMs,
+    sparseMs: sparseRun.ms,
+    denseMs: denseRun.ms,
+    sparseDetail: sparseRun.detail,
+    denseDetail: denseRun.detail,
     sparseMacs: analyzeCost(sparse).totals.attentionMacs,
     denseMacs: analyzeCost(dense).totals.attentionMacs,
     reps,

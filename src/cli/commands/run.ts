@@ -144,13 +144,15 @@ export function registerBench(program: Command): void {
           dense_macs: result.denseMacs,
           mac_ratio: result.denseMacs / result.sparseMacs,
           reps: result.reps,
+          sparse_detail: result.sparseDetail,
+          dense_detail: result.denseDetail,
         };
         if (flags.json) {
           process.stdout.write(`${JSON.stringify(json)}\n`);
           return;
         }
         process.stdout.write(
-          `attention, ${frames} frames (${result.tokens} tokens), ${result.backend}: sparse ${result.sparseMs.toFixed(2)} ms (${gmac(result.sparseMacs)} GMAC), dense ${result.denseMs.toFixed(2)} ms (${gmac(result.denseMacs)} GMAC); speedup ${json.speedup.toFixed(2)}x for a ${json.mac_ratio.toFixed(2)}x MAC ratio\n`,
+          `attention, ${frames} frames (${result.tokens} tokens), ${result.backend}: sparse ${result.sparseMs.toFixed(2)} ms (${gmac(result.sparseMacs)} GMAC), dense ${result.denseMs.toFixed(2)} ms (${gmac(result.denseMacs)} GMAC); speedup ${json.speedup.toFixed(2)}x for a ${json.mac_ratio.toFixed(2)}x MAC ratio\n  sparse: ${result.sparseDetail}\n  dense: ${result.denseDetail}\n`,
         );
       },
     );
