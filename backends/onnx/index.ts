@@ -6,12 +6,7 @@ import { bindWeights, type WeightStore } from "../../src/runtime/weights.js";
 import { analyzeCost } from "../../src/cost.js";
 import type { Availability, Backend, CompileOptions, Executable } from "../backend.js";
 import { nativeBlockSparseAttention, nativeStatus } from "../native/index.js";
-import {
-  ARENA_TENSOR_LIMIT,
-  buildOnnxModel,
-  largestIntermediateBytes,
-  type OnnxBuildOptions,
-} from "./model.js";
+import { buildOnnxModel, type OnnxBuildOptions, usesMemoryArena } from "./model.js";
 import { OnnxGraphWriter, OPSET } from "./proto.js";
 import { splitGraph } from "./segments.js";
 import { createSession, DEFAULT_THREADS, fromOrt, loadOrt, toOrt } from "./session.js";
@@ -21,8 +16,10 @@ export {
   ARENA_TENSOR_LIMIT,
   buildOnnxModel,
   exportOnnx,
+  largeTensorNodes,
   largestIntermediateBytes,
   type OnnxBuildOptions,
+  usesMemoryArena,
 } from "./model.js";
 export { IR_VERSION, OPSET } from "./proto.js";
 
@@ -88,7 +85,7 @@ async function openModel(
   const ort = await loadOrt();
   const arena =
     build.memoryArena === undefined || build.memoryArena === "auto"
-      ? largestIntermediateBytes(graph) <= ARENA_TENSOR_LIMIT
+      ? usesMemoryArena(graph)
       : build.memoryArena === "on";
   const session = await createSession(model, threads, arena, spinning);
   const inputs = graphInputs(graph).map((node) => node.attrs.name);
@@ -269,8 +266,9 @@ export interface OnnxBackendOptions extends OnnxBuildOptions {
    */
   readonly hostAttention?: boolean | "auto";
   /**
-   * onnxruntime's CPU memory arena: "auto" (default) turns it off for models holding a
-   * tensor over ARENA_TENSOR_LIMIT (see model.ts), "on" and "off" force it.
+   * onnxruntime's CPU memory arena: "auto" (default) turns it off for models in which more
+   * than one node holds a tensor over ARENA_TENSOR_LIMIT (usesMemoryArena, model.ts); "on"
+   * and "off" force it.
    */
   readonly memoryArena?: "auto" | "on" | "off";
 }

@@ -63,37 +63,52 @@ export async function exportOnnx(
 }
 
 /**
- * Largest intermediate below which ORT's CPU memory arena is used: 128 MiB. The arena
- * keeps freed blocks for reuse, which is fastest while tensors are small, but with tensors
- * beyond this its growth costs gigabytes: measured on the project machine on 2026-12-01
- * with a temporary switch forcing the arena on or off (sprig run --json, 1 warm-up and 2
- * timed forwards; bench/scale.bench.ts reruns the "off" side), SViTT at 64 frames peaks at 4.7 GiB with it and 3.3 GiB
- * without (12% slower), the dense encoder at 16 frames at 13.9 GiB and 8.0 GiB (4% slower);
- * at 8 frames turning it off costs SViTT 13% for no memory gain.
+ * Size from which a tensor counts as large for ORT's CPU memory arena: 128 MiB. The arena
+ * keeps freed blocks for reuse, which is fastest while tensors are small, but a model that
+ * allocates several large tensors grows it by gigabytes: measured on the project machine on
+ * 2026-12-01 with a temporary switch forcing the arena on or off (sprig run --json, 1
+ * warm-up and 2 timed forwards; bench/scale.bench.ts reruns the "off" side), SViTT at 64
+ * frames peaks at 4.7 GiB with it and 3.3 GiB without (12% slower), the dense encoder at 16
+ * frames at 13.9 GiB and 8.0 GiB (4% slower); at 8 frames turning it off costs SViTT 13% for
+ * no memory gain. One large tensor is reused run after run instead: one dense attention
+ * layer at 16 frames (472 MB of logits) ran in 412-458 ms with the arena and 1008-1129 ms
+ * without (2026-12-02, `createOnnxBackend({ memoryArena })`, 4 forwards each, alternating).
  */
 export const ARENA_TENSOR_LIMIT = 128 * 2 ** 20;
 
 /**
- * The largest tensor (bytes) the lowered model holds at once, as far as sprig knows it:
- * every node output, and each attention node's logits (dense [B, H, Nq, Nk]; block-sparse
- * [B, H, M, bs, K]), which the ONNX lowering materialises with the bias but the sprig
- * graph does not show.
+ * The largest tensor (bytes) `node` holds, as far as sprig knows it: its outputs and, for
+ * attention, its logits (dense [B, H, Nq, Nk]; block-sparse [B, H, M, bs, K]), which the
+ * ONNX lowering materialises with the bias but the sprig graph does not show.
  */
-export function largestIntermediateBytes(graph: Graph): number {
+function nodeLargestBytes(graph: Graph, node: Graph["nodes"][number]): number {
+  if (node.op === "weight" || node.op === "constant" || node.op === "input") return 0;
   let largest = 0;
-  for (const node of graph.nodes) {
-    if (node.op === "weight" || node.op === "constant" || node.op === "input") continue;
-    for (const type of node.outputs) largest = Math.max(largest, 4 * numElements(type.shape));
-    const [b, n] = node.outputs[0]!.shape as [number, number];
-    if (node.op === "attention") {
-      const nk = graph.nodes[node.inputs[1]!.node]!.outputs[node.inputs[1]!.output]!.shape[1]!;
-      largest = Math.max(largest, 4 * b * node.attrs.heads * n * nk);
-    } else if (node.op === "blockSparseAttention") {
-      const { pattern } = node.attrs;
-      const keys = pattern.globalTokens + pattern.layout.blocksPerRow * pattern.blockSize;
-      const rows = pattern.layout.queryBlocks * pattern.blockSize;
-      largest = Math.max(largest, 4 * b * node.attrs.heads * rows * keys);
-    }
+  for (const type of node.outputs) largest = Math.max(largest, 4 * numElements(type.shape));
+  const [b, n] = node.outputs[0]!.shape as [number, number];
+  if (node.op === "attention") {
+    const nk = graph.nodes[node.inputs[1]!.node]!.outputs[node.inputs[1]!.output]!.shape[1]!;
+    largest = Math.max(largest, 4 * b * node.attrs.heads * n * nk);
+  } else if (node.op === "blockSparseAttention") {
+    const { pattern } = node.attrs;
+    const keys = pattern.globalTokens + pattern.layout.blocksPerRow * pattern.blockSize;
+    const rows = pattern.layout.queryBlocks * pattern.blockSize;
+    largest = Math.max(largest, 4 * b * node.attrs.heads * rows * keys);
   }
   return largest;
+}
+
+/** The largest tensor (bytes) the lowered model holds at once (see nodeLargestBytes). */
+export function largestIntermediateBytes(graph: Graph): number {
+  return Math.max(0, ...graph.nodes.map((node) => nodeLargestBytes(graph, node)));
+}
+
+/** Nodes holding a tensor over ARENA_TENSOR_LIMIT. */
+export function largeTensorNodes(graph: Graph): number {
+  return graph.nodes.filter((node) => nodeLargestBytes(graph, node) > ARENA_TENSOR_LIMIT).length;
+}
+
+/** Whether the "auto" policy keeps ORT's memory arena: at most one node with a large tensor. */
+export function usesMemoryArena(graph: Graph): boolean {
+  return largeTensorNodes(graph) <= 1;
 }

@@ -3,6 +3,8 @@ import {
   ARENA_TENSOR_LIMIT,
   createOnnxBackend,
   largestIntermediateBytes,
+  largeTensorNodes,
+  usesMemoryArena,
 } from "../../../backends/onnx/index.js";
 import { attentionGraphs, attentionInputs } from "../../../src/api/attention-bench.js";
 import { compileVision } from "../../../src/api/compile.js";
@@ -60,5 +62,21 @@ describe("onnx memory arena", () => {
     expect(largest(64, "svitt")).toBe(4 * 12545 * 3072);
     expect(largest(16, "dense")).toBeGreaterThan(ARENA_TENSOR_LIMIT);
     expect(largest(64, "svitt")).toBeGreaterThan(ARENA_TENSOR_LIMIT);
+  });
+
+  it("is turned off by the auto policy when several nodes hold large tensors, not for one", () => {
+    const graph = (frames: number, variant: "svitt" | "dense") =>
+      compileVision(visionPreset(frames, variant)).graph;
+    // 12 dense layers with 472 MB logits each; SViTT 64 frames: in the four layers before
+    // the first drop, fc1 and GELU ([12545, 3072]) and the block logits ([12, 12544, 225]).
+    expect(largeTensorNodes(graph(16, "dense"))).toBeGreaterThanOrEqual(12);
+    expect(largeTensorNodes(graph(64, "svitt"))).toBe(12);
+    expect(usesMemoryArena(graph(16, "dense"))).toBe(false);
+    expect(usesMemoryArena(graph(64, "svitt"))).toBe(false);
+    expect(usesMemoryArena(graph(8, "svitt"))).toBe(true);
+    // One dense attention layer at 16 frames: a single large tensor, reused run after run.
+    const { dense } = attentionGraphs(16, { tokenIndex: "input" });
+    expect(largeTensorNodes(dense)).toBe(1);
+    expect(usesMemoryArena(dense)).toBe(true);
   });
 });
