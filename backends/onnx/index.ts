@@ -233,8 +233,12 @@ async function compile(
   const parts = [
     `onnxruntime-node ${version}, cpu, ${threads} intra-op thread${threads === 1 ? "" : "s"}`,
   ];
-  if (staged)
-    parts.push(`block-sparse attention in sprig's native kernel (${model.models} ONNX segments)`);
+  if (staged) {
+    const n = model.models ?? 0;
+    parts.push(
+      `block-sparse attention in sprig's native kernel (${n === 0 ? "no" : n} ONNX segment${n === 1 ? "" : "s"})`,
+    );
+  }
   if (!model.arena) parts.push("no memory arena (large tensors)");
   return {
     backend: "onnx",

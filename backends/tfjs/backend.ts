@@ -87,7 +87,7 @@ export function tfjsBackend(kind: TfjsKind, options: TfjsBackendOptions = {}): B
       }
       // Weights are checked before tfjs is touched: a WeightError needs no backend.
       const weights = bindWeights(graph, store);
-      const { program, detail } = await exclusive(async () => {
+      const { program, detail, usesKernel } = await exclusive(async () => {
         let platform: string;
         try {
           platform = await initialise(kind, options);
@@ -106,16 +106,15 @@ export function tfjsBackend(kind: TfjsKind, options: TfjsBackendOptions = {}): B
           limits.sparseKernel !== null && graph.nodes.some((n) => n.op === "blockSparseAttention");
         return {
           program: compileProgram(graph, weights, kind, strategy, limits),
-          detail: usesKernel
-            ? `${platform}; block-sparse attention: sprig's WebAssembly SIMD kernel`
-            : platform,
+          detail: platform,
+          usesKernel,
         };
       });
       let live: Program | null = program;
       return {
         backend: name,
         graph,
-        detail: `${detail}; attention: ${strategy === "host" ? "2-D matMuls per (batch, head, block) on host-assembled operands" : "batched matMuls"}`,
+        detail: `${detail}; ${usesKernel ? "block-sparse attention: sprig's WebAssembly SIMD kernel; other attention" : "attention"}: ${strategy === "host" ? "2-D matMuls per (batch, head, block) on host-assembled operands" : "batched matMuls"}`,
         run: async (inputs) => {
           checkInputs(graph, inputs);
           return exclusive(async () => {
