@@ -107,6 +107,28 @@ export function bsaCall(
   };
 }
 
+/** sprig_bsa_args' leading int32 fields, batch .. masked, in declaration order (bsa.h). */
+export function shapeFields(call: BsaCall): number[] {
+  return [
+    call.batch,
+    call.n,
+    call.c,
+    call.heads,
+    call.g,
+    call.bs,
+    call.blocks,
+    call.width,
+    call.layoutHeads,
+    call.masked ? 1 : 0,
+  ];
+}
+
+/** sprig_bsa_args' bias fields table_rows, wt, wh, ww, token_batch (1s without a bias). */
+export function biasFields(call: BsaCall): number[] {
+  const { bias } = call;
+  return [bias?.rows ?? 0, ...(bias?.window ?? [1, 1, 1]), bias?.tokenBatch ?? 1];
+}
+
 /** The kernel's outputs as the node's host tensors. */
 export function bsaOutputs(
   node: Node<"blockSparseAttention">,

@@ -4,7 +4,7 @@ import { join } from "node:path";
 import { BackendError } from "../../src/ir/errors.js";
 import { type Node, nodeLabel } from "../../src/ir/graph.js";
 import type { HostTensor } from "../../src/ir/tensor.js";
-import { bsaCall, bsaOutputs } from "./args.js";
+import { biasFields, bsaCall, bsaOutputs, shapeFields } from "./args.js";
 import { NATIVE_DIR } from "./paths.js";
 
 /**
@@ -74,21 +74,7 @@ export function nativeBlockSparseAttention(
   }
   const call = bsaCall(node, inputs, "native");
   const { bias } = call;
-  const dims = Int32Array.of(
-    call.batch,
-    call.n,
-    call.c,
-    call.heads,
-    call.g,
-    call.bs,
-    call.blocks,
-    call.width,
-    call.layoutHeads,
-    call.masked ? 1 : 0,
-    bias?.rows ?? 0,
-    ...(bias?.window ?? [1, 1, 1]),
-    bias?.tokenBatch ?? 1,
-  );
+  const dims = Int32Array.from([...shapeFields(call), ...biasFields(call)]);
   const context = new Float32Array(call.contextSize);
   const probs = new Float32Array(call.probsSize);
   try {

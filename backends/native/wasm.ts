@@ -1,6 +1,6 @@
 import type { Node } from "../../src/ir/graph.js";
 import type { HostTensor } from "../../src/ir/tensor.js";
-import { bsaCall, bsaOutputs } from "./args.js";
+import { biasFields, bsaCall, bsaOutputs, shapeFields } from "./args.js";
 
 /**
  * The block-sparse attention kernel (bsa.c) compiled to WebAssembly SIMD (wasm.c), one
@@ -69,24 +69,13 @@ export class WasmBlockSparseAttention {
     const probs = take(call.probsSize * 4);
     this.reserve(top);
     const fields = [
-      call.batch,
-      call.n,
-      call.c,
-      call.heads,
-      call.g,
-      call.bs,
-      call.blocks,
-      call.width,
-      call.layoutHeads,
-      call.masked ? 1 : 0,
+      ...shapeFields(call),
       layout,
       q,
       k,
       v,
       table,
-      bias?.rows ?? 0,
-      ...(bias?.window ?? [1, 1, 1]),
-      bias?.tokenBatch ?? 1,
+      ...biasFields(call),
       tokenIdx,
       context,
       probs,
