@@ -10,7 +10,9 @@
  *   1569; the sum of per-layer medians, the view behind the cost table's "attention"
  *   totals (45.38 vs 4.08 GMAC at 8 frames).
  * Every variant takes its token index as a run-time input, so dense and sparse alike
- * compute their relative position bias on each run.
+ * compute their relative position bias on each run. The sparse graphs are attention alone,
+ * so onnx (hostAttention "auto") and tfjs-wasm run them in sprig's own kernel
+ * (backends/native); `sprig bench --op attention` prints which kernel ran.
  *
  *   npx tsx bench/attention.bench.ts [backend ...]
  */
