@@ -1,4 +1,5 @@
 import type { Backend } from "../../backends/backend.js";
+import type { KernelChoice } from "../../backends/registry.js";
 import { sparsifyAttention } from "../../passes/sparsify-attention.js";
 import { analyzeCost } from "../cost.js";
 import { SprigError } from "../ir/errors.js";
@@ -130,12 +131,16 @@ export async function benchAttention(options: {
   backend?: string;
   reps?: number;
   threads?: number;
+  kernels?: KernelChoice;
   tokenIndex?: "constant" | "input";
 }): Promise<AttentionBenchResult> {
   const reps = options.reps ?? 5;
   if (!(Number.isInteger(reps) && reps >= 1))
     throw new SprigError(`reps must be an integer >= 1, got ${reps}`);
-  const backend = await pickBackend(options.backend);
+  const backend = await pickBackend(
+    options.backend,
+    options.kernels === undefined ? {} : { kernels: options.kernels },
+  );
   const { dense, sparse, tokens } = attentionGraphs(options.frames, {
     tokenIndex: options.tokenIndex ?? "input",
   });

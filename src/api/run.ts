@@ -1,5 +1,10 @@
 import type { Backend, Executable } from "../../backends/backend.js";
-import { BACKEND_NAMES, loadBackend } from "../../backends/registry.js";
+import {
+  BACKEND_NAMES,
+  type BackendChoices,
+  type KernelChoice,
+  loadBackend,
+} from "../../backends/registry.js";
 import { SprigError } from "../ir/errors.js";
 import type { HostTensor } from "../ir/tensor.js";
 import type { VisionModelSpec } from "../models/config.js";
@@ -14,6 +19,8 @@ export interface RunOptions {
   /** Backend name; default: the fastest available here (FASTEST_FIRST). */
   readonly backend?: string;
   readonly threads?: number;
+  /** sprig's own kernels for block-sparse attention (KernelChoice); default "auto". */
+  readonly kernels?: KernelChoice;
   readonly reps?: number;
   readonly warmup?: number;
   readonly seed?: number;
@@ -45,9 +52,12 @@ export const FASTEST_FIRST: readonly string[] = [
   "reference",
 ];
 
-export async function pickBackend(name: string | undefined): Promise<Backend> {
+export async function pickBackend(
+  name: string | undefined,
+  choices: BackendChoices = {},
+): Promise<Backend> {
   if (name !== undefined) {
-    const backend = await loadBackend(name);
+    const backend = await loadBackend(name, choices);
     const availability = await backend.availability();
     if (!availability.ok)
       throw new SprigError(`backend ${name} is not available here: ${availability.reason}`);
@@ -55,7 +65,7 @@ export async function pickBackend(name: string | undefined): Promise<Backend> {
   }
   for (const candidate of FASTEST_FIRST) {
     if (!(BACKEND_NAMES as readonly string[]).includes(candidate)) continue;
-    const backend = await loadBackend(candidate);
+    const backend = await loadBackend(candidate, choices);
     if ((await backend.availability()).ok) return backend;
   }
   throw new SprigError("no backend is available");
@@ -83,7 +93,10 @@ export async function runVision(
   if (!(Number.isInteger(warmup) && warmup >= 0))
     throw new SprigError(`warmup must be an integer >= 0, got ${warmup}`);
   const stage = options.onStage ?? (() => undefined);
-  const backend = await pickBackend(options.backend);
+  const backend = await pickBackend(
+    options.backend,
+    options.kernels === undefined ? {} : { kernels: options.kernels },
+  );
 
   stage("compile", `${spec.frames} frames`);
   let t = performance.now();

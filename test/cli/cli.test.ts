@@ -184,6 +184,8 @@ describe.concurrent("bad input: one message naming the field, non-zero exit, no 
     [["run", "--frames", "0"], '"frames"'],
     [["run", "--reps", "0"], '"reps"'],
     [["run", "--backend", "nope"], "known backends: reference"],
+    [["run", "--kernels", "maybe"], '"kernels": must be one of auto, on, off'],
+    [["bench", "--op", "attention", "--kernels", "fast"], '"kernels"'],
     [["bench", "--op", "attention", "--frames", "0"], '"frames"'],
     [["bench", "--op", "softmax"], '"op"'],
     [["export", "--frames", "0", "--onnx", "never-written.onnx"], '"frames"'],

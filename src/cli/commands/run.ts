@@ -1,6 +1,7 @@
 import type { Command } from "commander";
 import { benchAttention } from "../../api/attention-bench.js";
 import { type RunStage, runVision } from "../../api/run.js";
+import { KERNEL_CHOICES, type KernelChoice } from "../../../backends/registry.js";
 import { ConfigError } from "../../ir/errors.js";
 import { formatCostTable, formatTimings, gmac } from "../../report.js";
 import { addSpecOptions, type SpecFlags, specFromFlags } from "../spec-options.js";
@@ -12,6 +13,17 @@ function positive(field: string, text: string | undefined, fallback: number): nu
   if (!/^\d+$/.test(text.trim()) || !(value >= 1))
     throw new ConfigError(field, `must be an integer >= 1, got "${text}"`);
   return value;
+}
+
+const KERNELS_HELP =
+  "sprig's own block-sparse attention kernels: auto (each backend decides), on, off";
+
+function kernelChoice(text: string | undefined): KernelChoice | undefined {
+  if (text === undefined) return undefined;
+  if (!(KERNEL_CHOICES as readonly string[]).includes(text)) {
+    throw new ConfigError("kernels", `must be one of ${KERNEL_CHOICES.join(", ")}, got "${text}"`);
+  }
+  return text as KernelChoice;
 }
 
 const STAGE_LABEL: Record<RunStage, string> = {
@@ -32,6 +44,7 @@ export function registerRun(program: Command): void {
       )
       .option("--backend <name>", "backend (default: the fastest available)")
       .option("--threads <n>", "intra-op threads where the backend has them")
+      .option("--kernels <choice>", KERNELS_HELP)
       .option("--reps <n>", "timed forwards", "5")
       .option("--warmup <n>", "untimed forwards first", "1")
       .option("--json", "print one JSON object"),
@@ -40,6 +53,7 @@ export function registerRun(program: Command): void {
       flags: SpecFlags & {
         backend?: string;
         threads?: string;
+        kernels?: string;
         reps?: string;
         warmup?: string;
         json?: boolean;
@@ -48,12 +62,14 @@ export function registerRun(program: Command): void {
       const spec = await specFromFlags(flags);
       const reps = positive("reps", flags.reps, 5);
       const warmup = flags.warmup === "0" ? 0 : positive("warmup", flags.warmup, 1);
+      const kernels = kernelChoice(flags.kernels);
       const threads =
         flags.threads === undefined ? undefined : positive("threads", flags.threads, 2);
       const progress = progressReporter(reps);
       const result = await runVision(spec, {
         ...(flags.backend !== undefined ? { backend: flags.backend } : {}),
         ...(threads !== undefined ? { threads } : {}),
+        ...(kernels !== undefined ? { kernels } : {}),
         reps,
         warmup,
         onStage: (stage, detail) => progress.stage(`${STAGE_LABEL[stage]} ${detail}`),
@@ -110,6 +126,7 @@ export function registerBench(program: Command): void {
     .option("--frames <T>", "frames per clip", "8")
     .option("--backend <name>", "backend (default: the fastest available)")
     .option("--threads <n>", "intra-op threads where the backend has them")
+    .option("--kernels <choice>", KERNELS_HELP)
     .option("--reps <n>", "timed runs per variant", "5")
     .option("--json", "print one JSON object")
     .action(
@@ -118,12 +135,14 @@ export function registerBench(program: Command): void {
         frames: string;
         backend?: string;
         threads?: string;
+        kernels?: string;
         reps: string;
         json?: boolean;
       }) => {
         if (flags.op !== "attention")
           throw new ConfigError("op", `unknown operation "${flags.op}"; known: attention`);
         const frames = positive("frames", flags.frames, 8);
+        const kernels = kernelChoice(flags.kernels);
         const threads =
           flags.threads === undefined ? undefined : positive("threads", flags.threads, 2);
         const result = await benchAttention({
@@ -131,6 +150,7 @@ export function registerBench(program: Command): void {
           reps: positive("reps", flags.reps, 5),
           ...(flags.backend !== undefined ? { backend: flags.backend } : {}),
           ...(threads !== undefined ? { threads } : {}),
+          ...(kernels !== undefined ? { kernels } : {}),
         });
         const json = {
           op: "attention",

@@ -8,6 +8,7 @@ import { describe, expect, it } from "vitest";
 import { nativeStatus } from "../../../backends/native/index.js";
 import { createOnnxBackend } from "../../../backends/onnx/index.js";
 import { crossingName, splitGraph } from "../../../backends/onnx/segments.js";
+import { loadBackend } from "../../../backends/registry.js";
 import { attentionGraphs } from "../../../src/api/attention-bench.js";
 import { compileVision } from "../../../src/api/compile.js";
 import { refKey } from "../../../src/ir/graph.js";
@@ -93,6 +94,26 @@ describe.runIf(nativeStatus().ok)("onnx backend: when attention runs in the nati
       attention.dispose();
       encoder.dispose();
     }
+  });
+
+  it("the registry's kernels choice maps to hostAttention (on, off, auto)", async () => {
+    const { sparse } = attentionGraphs(1, { tokenIndex: "input" });
+    const details: string[] = [];
+    for (const [kernels, g] of [
+      ["on", graph],
+      ["off", sparse],
+      ["auto", sparse],
+    ] as const) {
+      const executable = await (await loadBackend("onnx", { kernels })).compile(
+        g,
+        initWeights(g, 0),
+      );
+      details.push(executable.detail);
+      executable.dispose();
+    }
+    expect(details[0]).toMatch(/native kernel/);
+    expect(details[1]).not.toMatch(/native kernel/);
+    expect(details[2]).toMatch(/native kernel/);
   });
 
   it("hostAttention true stages the encoder; false never stages", async () => {
