@@ -123,10 +123,10 @@ async function openModel(
  * the native kernel. Every cut costs: each segment is its own session (own thread pool, run
  * without spinning so that idle pools do not steal the cores from the next stage) and
  * every crossing tensor is copied out of onnxruntime. Measured on the project machine
- * (2026-12-01, `sprig run --json`, one process per variant, 7 forwards, 3 alternations):
- * the 8-frame SViTT encoder, 4.7% of its MACs in block-sparse attention, ran in 1184-1308 ms
- * as one model and 1434-1606 ms staged, while one 8-frame attention layer alone ran in
- * 16.1 ms staged (2026-12-02) against 23.3 ms in onnxruntime (2026-12-01; both
+ * (2026-12-02, `sprig run --json --kernels off|on`, one process each, 7 forwards, 3
+ * alternations): the 8-frame SViTT encoder, 4.7% of its MACs in block-sparse attention, ran
+ * in 1104-1215 ms as one model and 1371-1468 ms staged, while one 8-frame attention layer
+ * alone ran in 16.1 ms staged (2026-12-02) against 23.3 ms in onnxruntime (2026-12-01; both
  * `npm run bench -- --suites attention`). So only attention-dominated graphs gain; the
  * threshold lies between those two measured cases (4.7% loses, 100% wins) and is not tuned
  * further.
