@@ -27,8 +27,10 @@ export const DEFAULT_THREADS = 2;
 /**
  * A CPU session with all graph optimizations (constant folding, fusions) and a
  * sequential executor: one intra-op pool of `threads` threads does all the work.
- * `memoryArena`: ORT's CPU arena, which keeps freed blocks for reuse (see
- * usesMemoryArena in index.ts for when it is turned off). (ORT's
+ * `memoryArena`: ORT's CPU arena, which keeps freed blocks for reuse (usesMemoryArena in
+ * model.ts says when it is turned off). `spinning`: false sets allow_spinning 0, for the
+ * staged executable's many sessions, whose idle pools must not hold the cores (index.ts).
+ * (ORT's
  * default of spinning pool threads is kept: with other jobs on the machine, turning it
  * off measured 20% faster once and 3% slower once on the 8-frame encoder; inconclusive.)
  */

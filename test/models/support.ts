@@ -51,6 +51,16 @@ export function rng(seed: number): () => number {
   };
 }
 
+/** 0 .. n - 1 in a seeded random order (Fisher-Yates, drawing from `next`). */
+export function permutation(n: number, next: () => number): number[] {
+  const order = Array.from({ length: n }, (_, i) => i);
+  for (let i = n - 1; i > 0; i--) {
+    const j = Math.floor(next() * (i + 1));
+    [order[i], order[j]] = [order[j]!, order[i]!];
+  }
+  return order;
+}
+
 /** f32 tensor with entries uniform in [offset - scale, offset + scale). */
 export function randomTensor(
   shape: readonly number[],

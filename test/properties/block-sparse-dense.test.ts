@@ -10,7 +10,7 @@ import { GraphBuilder } from "../../src/ir/builder.js";
 import type { Graph, TensorRef } from "../../src/ir/graph.js";
 import type { BlockLayout, PaddingMode } from "../../src/ir/pattern.js";
 import { type HostTensor, i32Tensor } from "../../src/ir/tensor.js";
-import { maxAbsDiff, randomTensor, rng } from "../models/support.js";
+import { maxAbsDiff, permutation, randomTensor, rng } from "../models/support.js";
 
 interface Case {
   readonly batch: number;
@@ -31,12 +31,7 @@ function coveringLayout(blocks: number, heads: number, seed: number): BlockLayou
   const data: number[] = [];
   for (let h = 0; h < heads; h++) {
     for (let m = 0; m < blocks; m++) {
-      const row = Array.from({ length: blocks }, (_, i) => i);
-      for (let i = blocks - 1; i > 0; i--) {
-        const j = Math.floor(next() * (i + 1));
-        [row[i], row[j]] = [row[j]!, row[i]!];
-      }
-      data.push(...row);
+      data.push(...permutation(blocks, next));
     }
   }
   return { heads, queryBlocks: blocks, blocksPerRow: blocks, blocks: Int32Array.from(data) };
@@ -64,12 +59,7 @@ function buildPair(c: Case): { graph: Graph; inputs: Record<string, HostTensor> 
     const next = rng(c.seed + 5);
     const idx = new Int32Array(c.batch * c.local);
     for (let item = 0; item < c.batch; item++) {
-      const positions = Array.from({ length: window[2] }, (_, i) => i);
-      for (let i = positions.length - 1; i > 0; i--) {
-        const j = Math.floor(next() * (i + 1));
-        [positions[i], positions[j]] = [positions[j]!, positions[i]!];
-      }
-      idx.set(positions.slice(0, c.local), item * c.local);
+      idx.set(permutation(window[2], next).slice(0, c.local), item * c.local);
     }
     inputs.idx = i32Tensor([c.batch, c.local], idx);
     refs.push(

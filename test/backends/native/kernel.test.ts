@@ -20,7 +20,7 @@ import type { Node, TensorRef } from "../../../src/ir/graph.js";
 import type { BlockLayout, PaddingMode } from "../../../src/ir/pattern.js";
 import { relPosTableRows } from "../../../src/ir/relpos.js";
 import { type HostTensor, i32Tensor } from "../../../src/ir/tensor.js";
-import { maxAbsDiff, randomTensor, rng } from "../../models/support.js";
+import { maxAbsDiff, permutation, randomTensor, rng } from "../../models/support.js";
 
 const REQUIRED = process.env.SPRIG_REQUIRE_NATIVE === "1";
 const WASM_PATH = join(NATIVE_DIR, "sprig_bsa.wasm");
@@ -55,12 +55,7 @@ function randomLayout(blocks: number, width: number, heads: number, seed: number
   const next = rng(seed);
   const data: number[] = [];
   for (let r = 0; r < heads * blocks; r++) {
-    const all = Array.from({ length: blocks }, (_, i) => i);
-    for (let i = blocks - 1; i > 0; i--) {
-      const j = Math.floor(next() * (i + 1));
-      [all[i], all[j]] = [all[j]!, all[i]!];
-    }
-    data.push(...all.slice(0, width));
+    data.push(...permutation(blocks, next).slice(0, width));
   }
   return { heads, queryBlocks: blocks, blocksPerRow: width, blocks: Int32Array.from(data) };
 }
@@ -82,12 +77,7 @@ function problem(c: Case): { node: Node<"blockSparseAttention">; inputs: HostTen
     const next = rng(c.seed + 5);
     const idx = new Int32Array(c.tokenBatch * c.local);
     for (let item = 0; item < c.tokenBatch; item++) {
-      const positions = Array.from({ length: cells }, (_, i) => i);
-      for (let i = cells - 1; i > 0; i--) {
-        const j = Math.floor(next() * (i + 1));
-        [positions[i], positions[j]] = [positions[j]!, positions[i]!];
-      }
-      idx.set(positions.slice(0, c.local), item * c.local);
+      idx.set(permutation(cells, next).slice(0, c.local), item * c.local);
     }
     inputs.push(
       randomTensor([rows, c.heads], c.seed + 4, 1),
