@@ -4,10 +4,12 @@
  */
 import type { PaddingMode } from "../src/ir/pattern.js";
 import type { SparsityConfig } from "../src/models/config.js";
+import type { ModelSparsity } from "../src/models/definition.js";
 import type { Pass } from "../src/pass-manager.js";
 import { analyzeCost } from "./analyze-cost.js";
 import { eliminateDeadCode } from "./eliminate-dead-code.js";
 import { pruneTokens } from "./prune-tokens.js";
+import { pruneVisualTokens } from "./prune-visual-tokens.js";
 import { reorderTokens } from "./reorder-tokens.js";
 import { sparsifyAttention } from "./sparsify-attention.js";
 
@@ -21,6 +23,48 @@ export interface VisionPipelineOptions {
 
 /** The SViTT vision pipeline; with a dense SparsityConfig it only cleans up and costs. */
 export function visionPipeline(options: VisionPipelineOptions): Pass[] {
+  return [...visionSparsityPasses(options), ...finishingPasses()];
+}
+
+export interface ModelPipelineOptions {
+  /** Explicit random blocks per vision layer (conformance cases); seeded draws elsewhere. */
+  readonly randomBlocks?: ReadonlyMap<number, readonly (readonly number[])[]>;
+}
+
+/**
+ * The pipeline of any model: the sparsity its definition declares (ModelSparsity), vision
+ * encoder first, then the fusion layers' visual token pruning, then clean-up and cost.
+ */
+export function modelPipeline(sparsity: ModelSparsity, options: ModelPipelineOptions = {}): Pass[] {
+  const passes: Pass[] = [];
+  if (sparsity.vision !== null) {
+    passes.push(
+      ...visionSparsityPasses({
+        ...sparsity.vision,
+        ...(options.randomBlocks ? { randomBlocks: options.randomBlocks } : {}),
+      }),
+    );
+  }
+  // After the vision passes: the fusion layers read the (pruned) vision encoder's output.
+  const cross = sparsity.crossModal;
+  if (cross !== null && cross.keepRate < 1 && cross.layers.length > 0) {
+    passes.push(pruneVisualTokens({ keepRate: cross.keepRate, layers: cross.layers }));
+  }
+  passes.push(...finishingPasses());
+  return passes;
+}
+
+function finishingPasses(): Pass[] {
+  return [
+    // Rewrites leave unused nodes behind (e.g. probabilities nobody reads).
+    eliminateDeadCode(),
+    // Cost last, on the graph that will run.
+    analyzeCost(),
+  ];
+}
+
+/** The vision encoder's sparsity passes, in the order their contracts need. */
+function visionSparsityPasses(options: VisionPipelineOptions): Pass[] {
   const { sparsity } = options;
   const passes: Pass[] = [];
   // 1. Reorder first: later passes and the token index then speak in curve order.
@@ -58,9 +102,5 @@ export function visionPipeline(options: VisionPipelineOptions): Pass[] {
       }),
     );
   }
-  // 4. Rewrites leave unused nodes behind (e.g. probabilities nobody reads).
-  passes.push(eliminateDeadCode());
-  // 5. Cost last, on the graph that will run.
-  passes.push(analyzeCost());
   return passes;
 }

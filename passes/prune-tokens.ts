@@ -18,7 +18,7 @@
 import { ConfigError } from "../src/ir/errors.js";
 import { type AnyNode, type Graph, isOp, type TensorRef } from "../src/ir/graph.js";
 import { rewriteGraph } from "../src/ir/rewrite.js";
-import { checkKeepRate } from "../src/models/config.js";
+import { checkKeepRate, keptTokenCount } from "../src/models/config.js";
 import type { Pass } from "../src/pass-manager.js";
 
 export interface PruneTokensOptions {
@@ -27,10 +27,7 @@ export interface PruneTokensOptions {
   readonly afterLayers: readonly number[];
 }
 
-/** Number of tokens kept out of `tokens` (float64 product, then ceil). */
-export function keptTokenCount(keepRate: number, tokens: number): number {
-  return Math.ceil(keepRate * tokens);
-}
+export { keptTokenCount };
 
 function selfAttentionOf(graph: Graph, layer: number): AnyNode | undefined {
   return graph.nodes.find(

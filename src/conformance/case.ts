@@ -26,7 +26,10 @@ export interface TensorSpec {
 
 export interface ModuleSpec {
   readonly kind: string;
+  /** module_spec.config (the BeitConfig / BertConfig dict), or {} for kinds without one. */
   readonly config: Readonly<Record<string, unknown>>;
+  /** The whole module_spec object, for kinds with other fields (vision_config, embed_dim, ...). */
+  readonly fields: Readonly<Record<string, unknown>>;
   readonly windowSize: readonly [number, number, number] | null;
   readonly tokenKeepRate: number | null;
   readonly layerNum: number | null;
@@ -40,6 +43,8 @@ export interface ConformanceCase {
   readonly function: string | null;
   readonly tensors: ReadonlyMap<string, HostTensor>;
   readonly specs: ReadonlyMap<string, TensorSpec>;
+  /** The whole sidecar, for fields outside module_spec (a tokenizer case's vocab and texts). */
+  readonly sidecar: Readonly<Record<string, unknown>>;
 }
 
 function isRecord(value: unknown): value is Record<string, unknown> {
@@ -102,14 +107,18 @@ export function parseSidecar(
   let module: ModuleSpec | null = null;
   if (json.module_spec !== null && json.module_spec !== undefined) {
     const spec = json.module_spec;
-    if (!isRecord(spec) || typeof spec.kind !== "string" || !isRecord(spec.config)) {
-      throw new CaseError(`${file}: module_spec must have a string "kind" and a "config" object`);
+    if (!isRecord(spec) || typeof spec.kind !== "string") {
+      throw new CaseError(`${file}: module_spec must be an object with a string "kind"`);
+    }
+    if (spec.config !== undefined && !isRecord(spec.config)) {
+      throw new CaseError(`${file}: module_spec.config must be an object`);
     }
     const keep = spec.token_keep_rate;
     const layerNum = spec.layer_num;
     module = {
       kind: spec.kind,
-      config: spec.config,
+      config: isRecord(spec.config) ? spec.config : {},
+      fields: spec,
       windowSize: parseWindow(file, spec.window_size),
       tokenKeepRate: typeof keep === "number" ? keep : null,
       layerNum: typeof layerNum === "number" ? layerNum : null,
@@ -120,7 +129,7 @@ export function parseSidecar(
   if (module === null && fn === null) {
     throw new CaseError(`${file}: neither module_spec nor reference.function says what was run`);
   }
-  return { module, function: fn, specs };
+  return { module, function: fn, specs, sidecar: json };
 }
 
 export async function loadCase(sidecarPath: string): Promise<ConformanceCase> {

@@ -1,5 +1,6 @@
 import { ConfigError } from "../ir/errors.js";
-import type { BertLayerConfig } from "../models/bert.js";
+import type { BertConfig, BertLayerConfig } from "../models/bert.js";
+import type { CrossModalSparsity } from "../models/definition.js";
 import type { BeitConfig, SparsityConfig } from "../models/config.js";
 import { TOKEN_ORDER_KINDS, type TokenOrderKind } from "../models/token-order.js";
 
@@ -65,6 +66,43 @@ export function bertConfigFromReference(dict: Dict): BertLayerConfig {
     layerNormEps: optionalNum(dict, "layer_norm_eps", 1e-12),
     encoderWidth: num(dict, "encoder_width"),
   };
+}
+
+/** A whole BertModel config (the text_encoder of the retrieval model). */
+export function bertModelConfigFromReference(dict: Dict): BertConfig {
+  const position = dict.position_embedding_type ?? "absolute";
+  if (position !== "absolute") {
+    throw new ConfigError(
+      "position_embedding_type",
+      `only "absolute" is supported, got ${JSON.stringify(position)}`,
+    );
+  }
+  return {
+    ...bertConfigFromReference(dict),
+    vocabSize: num(dict, "vocab_size"),
+    numLayers: num(dict, "num_hidden_layers"),
+    maxPositions: num(dict, "max_position_embeddings"),
+    typeVocabSize: optionalNum(dict, "type_vocab_size", 2),
+    fusionLayer: num(dict, "fusion_layer"),
+  };
+}
+
+/**
+ * Text-guided visual token pruning of a BertConfig: token_keep_rate at the absolute layers
+ * token_drop_loc (the reference's BertEncoder), or null when nothing is dropped.
+ */
+export function crossModalFromReference(dict: Dict): CrossModalSparsity | null {
+  const keepRate = optionalNum(dict, "token_keep_rate", 1);
+  const layers = dropLocations(dict);
+  if (keepRate >= 1 || layers.length === 0) return null;
+  const strategy = dict.token_keep_strategy ?? "cls_attn";
+  if (strategy !== "cls_attn") {
+    throw new ConfigError(
+      "token_keep_strategy",
+      `only "cls_attn" is supported, got ${JSON.stringify(strategy)}`,
+    );
+  }
+  return { keepRate, layers };
 }
 
 /**

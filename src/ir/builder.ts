@@ -8,6 +8,8 @@ export interface NodeMetaInit {
   readonly name?: string;
   /** Defaults to the layer set with `inLayer`, else null. */
   readonly layer?: number | null;
+  /** Defaults to the stack set with `inStack`, else null. */
+  readonly stack?: string | null;
   readonly role?: NodeRole | null;
 }
 
@@ -24,6 +26,7 @@ export class GraphBuilder {
   private readonly weightsByName = new Map<string, TensorRef>();
   private readonly inputNames = new Set<string>();
   private layer: number | null = null;
+  private stack: string | null = null;
 
   constructor(readonly name: string) {}
 
@@ -59,6 +62,7 @@ export class GraphBuilder {
       attrs,
       outputs: Object.freeze(outputs),
       name,
+      stack: meta.stack === undefined ? this.stack : meta.stack,
       layer: meta.layer === undefined ? this.layer : meta.layer,
       role: meta.role ?? null,
     } as AnyNode;
@@ -125,6 +129,17 @@ export class GraphBuilder {
     }
   }
 
+  /** Runs `body` with new nodes attributed to layer stack `stack` (see NodeMeta). */
+  inStack<T>(stack: string | null, body: () => T): T {
+    const saved = this.stack;
+    this.stack = stack;
+    try {
+      return body();
+    } finally {
+      this.stack = saved;
+    }
+  }
+
   scopedName(local: string): string {
     return [...this.scopes, local].filter((s) => s !== "").join(".");
   }
@@ -178,5 +193,5 @@ export class GraphBuilder {
 
 /** The metadata of an existing node, for copying it into a new graph. */
 export function metaOf(node: NodeMeta): NodeMetaInit {
-  return { name: node.name, layer: node.layer, role: node.role };
+  return { name: node.name, stack: node.stack, layer: node.layer, role: node.role };
 }

@@ -25,9 +25,15 @@ export type NodeRole =
   | "visualTokens"
   | "visualMask";
 
-/** Where a node comes from: a dotted scope (state_dict style), the layer, a role. */
+/**
+ * Where a node comes from: a dotted scope (state_dict style), the layer stack and layer
+ * it belongs to, a role. A model with two transformers (the retrieval model's vision and
+ * text encoders) numbers each stack's layers from 0, so (stack, layer) names a layer.
+ */
 export interface NodeMeta {
   readonly name: string;
+  /** The layer stack ("vision", "text"), or null in single-stack graphs and outside layers. */
+  readonly stack: string | null;
   readonly layer: number | null;
   readonly role: NodeRole | null;
 }

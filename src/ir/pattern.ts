@@ -22,7 +22,10 @@ export interface BlockLayout {
   readonly queryBlocks: number;
   /** Key blocks read by each query block (W). */
   readonly blocksPerRow: number;
-  /** Key-block indices, [heads, queryBlocks, blocksPerRow], each row without duplicates. */
+  /**
+   * Key-block indices, [heads, queryBlocks, blocksPerRow]. A row lists each block once,
+   * except under padding "reference", where a row may repeat a block (see layoutProblems).
+   */
   readonly blocks: Int32Array;
 }
 
@@ -74,19 +77,41 @@ export function layoutRow(layout: BlockLayout, head: number, m: number): number[
 }
 
 /**
- * Problems with a layout, as human-readable strings (empty when well formed). Used by the
- * verifier (rule 6) and by pattern constructors.
+ * Whether a row of a layout may read the same key block more than once. Only under padding
+ * "reference": there a repeated block reproduces the authors' duplicated-block softmax. When
+ * their `sparse_attention` is asked for more random blocks than there are non-local blocks
+ * (random > M - local), its topk over the zeroed local entries picks local blocks again, so
+ * the row reads a block twice and that block's bs keys (and values, and bias entries) take
+ * part in the softmax twice:
+ *   p_s = exp(l_s) / Σ_{s'} exp(l_{s'}) over the row's key slots s, a repeated block filling
+ *   two runs of bs slots with the same logits, and context = Σ_s p_s v_s.
+ * Under "masked" (the clean semantics) every key is read once, so a repeat is an error.
  */
-export function layoutProblems(layout: BlockLayout, heads: number): string[] {
+export function repeatsAllowed(padding: PaddingMode): boolean {
+  return padding === "reference";
+}
+
+/**
+ * Problems with a layout that runs under `padding`, as human-readable strings (empty when
+ * well formed). Used by the verifier (rule 4), the blockSparseAttention shape rule and
+ * pattern constructors.
+ */
+export function layoutProblems(layout: BlockLayout, heads: number, padding: PaddingMode): string[] {
   const problems: string[] = [];
   const { queryBlocks: m, blocksPerRow: w } = layout;
+  const repeats = repeatsAllowed(padding);
   if (!(Number.isInteger(m) && m >= 1)) problems.push(`queryBlocks must be >= 1, got ${m}`);
   if (!(Number.isInteger(w) && w >= 1)) problems.push(`blocksPerRow must be >= 1, got ${w}`);
   if (layout.heads !== 1 && layout.heads !== heads) {
     problems.push(`layout has ${layout.heads} head rows; expected 1 (shared) or ${heads}`);
   }
   if (problems.length > 0) return problems;
-  if (w > m) problems.push(`blocksPerRow ${w} exceeds the ${m} key blocks available`);
+  // W > M forces a repeat, so it is only possible where repeats are.
+  if (w > m && !repeats) {
+    problems.push(
+      `blocksPerRow ${w} exceeds the ${m} key blocks available (a block may repeat in a row only under padding "reference")`,
+    );
+  }
   if (layout.blocks.length !== layout.heads * m * w) {
     problems.push(
       `blocks has ${layout.blocks.length} entries; expected heads*M*W = ${layout.heads * m * w}`,
@@ -96,11 +121,15 @@ export function layoutProblems(layout: BlockLayout, heads: number): string[] {
   for (let h = 0; h < layout.heads && problems.length < 4; h++) {
     for (let row = 0; row < m && problems.length < 4; row++) {
       const seen = new Set<number>();
+      const reported = new Set<number>();
       for (const block of layoutRow(layout, h, row)) {
         if (!(Number.isInteger(block) && block >= 0 && block < m)) {
           problems.push(`head ${h} query block ${row} reads key block ${block}, outside [0, ${m})`);
-        } else if (seen.has(block)) {
-          problems.push(`head ${h} query block ${row} reads key block ${block} twice`);
+        } else if (seen.has(block) && !repeats && !reported.has(block)) {
+          problems.push(
+            `head ${h} query block ${row} reads key block ${block} more than once (a block may repeat in a row only under padding "reference", not "${padding}")`,
+          );
+          reported.add(block);
         }
         seen.add(block);
       }

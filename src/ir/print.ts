@@ -48,6 +48,17 @@ export function formatAttrs(node: AnyNode): string {
       return `k=${node.attrs.k}`;
     case "gather":
       return `axis=${node.attrs.axis}, keep=${node.attrs.keepPrefix}`;
+    case "embedding":
+    case "selectBatch":
+      return "";
+    case "additiveMask":
+      return `fill=${node.attrs.fill}`;
+    case "l2Normalize":
+      return `eps=${node.attrs.eps}`;
+    case "similarity":
+      return `scale=${node.attrs.scale}`;
+    case "slice":
+      return `axis=${node.attrs.axis}, ${node.attrs.start}:${node.attrs.end}`;
     default:
       return node satisfies never;
   }
@@ -70,7 +81,8 @@ export function printGraph(graph: Graph): string {
     const attrs = formatAttrs(node);
     const types = node.outputs.map(formatType).join(", ");
     const where = source === null && node.name ? `  # ${node.name}` : "";
-    const tags = [node.layer === null ? "" : `L${node.layer}`, node.role ?? ""]
+    const layer = node.layer === null ? "" : `${node.stack === null ? "" : `${node.stack} `}L${node.layer}`;
+    const tags = [layer, node.role ?? ""]
       .filter(Boolean)
       .join(" ");
     lines.push(

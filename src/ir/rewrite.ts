@@ -68,7 +68,8 @@ export function rewriteGraph(
         builder.add(node.op, newInputs ?? inputsOf(), node.attrs as never, metaOf(node)),
       map,
     };
-    const replacement = visit(node, context);
+    // Nodes a pass emits for this one belong to its layer stack unless the pass says otherwise.
+    const replacement = builder.inStack(node.stack, () => visit(node, context));
     if (replacement === null) {
       mapped[node.id] = null;
       continue;

@@ -12,8 +12,10 @@ import { formatType, sameShape, type TensorType } from "./tensor.js";
  *     (the node list is a topological order; there are no cycles or dangling edges).
  *  2. Every node's input count is within its op's arity.
  *  3. Sources are unique: no two inputs share a name, no two weights share a key.
- *  4. Block layouts are well formed: indices inside [0, M), no block twice in a row, one
- *     shared layout or one per head.
+ *  4. Block layouts are well formed: indices inside [0, M), one shared layout or one per
+ *     head, and no block twice in a row unless the node's padding is "reference" (where a
+ *     repeated block reproduces the reference's duplicated-block softmax: its keys and
+ *     values count twice; see repeatsAllowed in pattern.ts).
  *  5. A block-sparse pattern matches its tokens: block size >= 1 and
  *     M = ceil((N - globalTokens) / blockSize).
  *  6. Every node's output types are exactly what its op's shape rule infers from its
@@ -26,7 +28,7 @@ export const RULES: Readonly<Record<number, string>> = {
   1: "node ids are positions and inputs name earlier nodes' outputs",
   2: "input count within the op's arity",
   3: "input names and weight keys are unique",
-  4: "block layouts are well formed",
+  4: 'block layouts are well formed (a block repeats in a row only under padding "reference")',
   5: "block-sparse patterns match the token count",
   6: "output types follow the op's shape rule",
   7: "graph outputs are unique and exist",
@@ -84,8 +86,8 @@ export function verifyGraph(graph: Graph): Graph {
     const inputTypes = node.inputs.map((ref) => graph.nodes[ref.node]!.outputs[ref.output]!);
     // Rules 4 and 5
     if (node.op === "blockSparseAttention") {
-      const { pattern, heads } = node.attrs;
-      const problems = layoutProblems(pattern.layout, heads);
+      const { pattern, heads, padding } = node.attrs;
+      const problems = layoutProblems(pattern.layout, heads, padding);
       if (problems.length > 0) fail(4, node, problems.join("; "), graph);
       const tokens = inputTypes[0]?.shape[1] ?? 0;
       if (!(Number.isInteger(pattern.blockSize) && pattern.blockSize >= 1)) {

@@ -141,6 +141,8 @@ export function beitLayer(
 export interface EncoderOutputs {
   /** Expose every layer's input as "hidden_states.i" and CLS probabilities as "cls_attention_probs.layerI". */
   readonly diagnostics: boolean;
+  /** Prefix of the diagnostic output names (e.g. "vision." in a graph with several parts). */
+  readonly outputPrefix?: string;
 }
 
 /**
@@ -156,45 +158,47 @@ export function beitEncoder(
   tokenIndex: TensorRef,
   outputs: EncoderOutputs,
 ): TensorRef {
+  const prefix = outputs.outputPrefix ?? "";
   let hidden = x;
   for (let i = 0; i < config.numLayers; i++) {
-    if (outputs.diagnostics) b.output(`hidden_states.${i}`, hidden);
+    if (outputs.diagnostics) b.output(`${prefix}hidden_states.${i}`, hidden);
     const layer = b.withScope(`layer.${i}`, () =>
       beitLayer(b, hidden, config, i, tokenIndex, config.relPosBias ? window : null),
     );
-    if (outputs.diagnostics) b.output(`cls_attention_probs.layer${i}`, layer.clsProbs);
+    if (outputs.diagnostics) b.output(`${prefix}cls_attention_probs.layer${i}`, layer.clsProbs);
     hidden = layer.output;
   }
   return hidden;
 }
 
+export interface VisionEncoderResult {
+  /** The encoder's last hidden states [B, 1 + kept, C] (CLS first). */
+  readonly lastHidden: TensorRef;
+  /** The mean-pooling head's output [B, C]. */
+  readonly pooled: TensorRef;
+}
+
 /**
- * BeitModel for video: Conv2d patch embedding of every frame, CLS token prepended (no
- * absolute position embedding), the encoder, then the mean-pooling head
- * LayerNorm(mean of the non-CLS tokens).
+ * BeitModel for video under the current scope: Conv2d patch embedding of every frame, CLS
+ * token prepended (no absolute position embedding), the encoder, then the mean-pooling
+ * head LayerNorm(mean of the non-CLS tokens). `pixels` is f32 [B, T, Cin, S, S].
  */
-export function buildVisionModel(
+export function beitModel(
+  b: GraphBuilder,
+  pixels: TensorRef,
   spec: VisionModelSpec,
-  options: { diagnostics?: boolean } = {},
-): Graph {
-  checkVisionSpec(spec);
-  const { model, frames, batch } = spec;
+  outputs: EncoderOutputs,
+): VisionEncoderResult {
+  const { model, frames } = spec;
   const window = tokenWindow(model, frames);
   const c = model.hiddenSize;
   const p = model.patchSize;
-  const b = new GraphBuilder(`beit_${frames}f`);
-  const pixels = b.input("pixel_values", {
-    dtype: "f32",
-    shape: [batch, frames, model.channels, model.imageSize, model.imageSize],
-  });
   const embedded = b.withScope("embeddings", () => {
     const patches = b.withScope("patch_embeddings.projection", () =>
       b.add1(
         "patchEmbed",
         [pixels, b.weight("weight", [c, model.channels, p, p]), b.weight("bias", [c])],
-        {
-          patchSize: p,
-        },
+        { patchSize: p },
       ),
     );
     return b.add1(
@@ -206,20 +210,41 @@ export function buildVisionModel(
   });
   const localTokens = window[0] * window[1] * window[2];
   const tokenIndex = identityTokenIndex(b, localTokens);
-  const last = b.withScope("encoder", () =>
-    beitEncoder(b, embedded, model, window, tokenIndex, {
-      diagnostics: options.diagnostics ?? false,
-    }),
+  const lastHidden = b.withScope("encoder", () =>
+    beitEncoder(b, embedded, model, window, tokenIndex, outputs),
   );
-  b.output("last_hidden_state", last);
   const pooled = b.withScope("pooler", () => {
-    const mean = b.add1("meanTokens", [last], { skip: model.numClsTokens });
+    const mean = b.add1("meanTokens", [lastHidden], { skip: model.numClsTokens });
     return b.withScope("layernorm", () =>
       b.add1("layerNorm", [mean, b.weight("weight", [c]), b.weight("bias", [c])], {
         eps: model.layerNormEps,
       }),
     );
   });
+  return { lastHidden, pooled };
+}
+
+/** The pixels input of a vision spec: f32 [B, T, Cin, S, S]. */
+export function pixelsInput(b: GraphBuilder, spec: VisionModelSpec): TensorRef {
+  const { model, frames, batch } = spec;
+  return b.input("pixel_values", {
+    dtype: "f32",
+    shape: [batch, frames, model.channels, model.imageSize, model.imageSize],
+  });
+}
+
+/** The vision encoder graph: pixel_values -> last_hidden_state, pooler_output. */
+export function buildVisionModel(
+  spec: VisionModelSpec,
+  options: { diagnostics?: boolean } = {},
+): Graph {
+  checkVisionSpec(spec);
+  const b = new GraphBuilder(`beit_${spec.frames}f`);
+  const pixels = pixelsInput(b, spec);
+  const { lastHidden, pooled } = beitModel(b, pixels, spec, {
+    diagnostics: options.diagnostics ?? false,
+  });
+  b.output("last_hidden_state", lastHidden);
   b.output("pooler_output", pooled);
   return b.build();
 }

@@ -94,6 +94,14 @@ export function checkKeepRate(field: string, value: unknown): number {
   return value;
 }
 
+/**
+ * Number of tokens a drop keeps out of `tokens`: ceil(keepRate * tokens), the product in
+ * float64 as the reference's math.ceil(keep_rate * L).
+ */
+export function keptTokenCount(keepRate: number, tokens: number): number {
+  return Math.ceil(keepRate * tokens);
+}
+
 /** Checks a BEiT architecture; throws ConfigError naming the first bad field. */
 export function checkBeitConfig(config: BeitConfig, prefix = "model"): BeitConfig {
   const hidden = positiveInt(`${prefix}.hiddenSize`, config.hiddenSize);

@@ -118,7 +118,7 @@ export const blockSparseAttention: OpDef<"blockSparseAttention"> = {
         `pattern has ${pattern.layout.queryBlocks} query blocks but ${nq! - g} local tokens in blocks of ${pattern.blockSize} make ${expectedBlocks}`,
       );
     }
-    const problems = layoutProblems(pattern.layout, attrs.heads);
+    const problems = layoutProblems(pattern.layout, attrs.heads, attrs.padding);
     if (problems.length > 0) throw new ShapeError(`block layout: ${problems.join("; ")}`);
     const expectedArity = 3 + (attrs.relPosBias ? 2 : 0);
     if (inputs.length !== expectedArity) {

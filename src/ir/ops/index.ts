@@ -3,6 +3,7 @@ import type { OpTable } from "./def.js";
 import { add, gelu, layerNorm, linear, mul, reshape } from "./dense.js";
 import { meanTokens, patchEmbed, prependTokens } from "./embedding.js";
 import { constant, input, weight } from "./sources.js";
+import { additiveMask, embedding, l2Normalize, selectBatch, similarity, slice } from "./text.js";
 import { gather, tokenScores, topK } from "./tokens.js";
 
 export type { OpDef, OpTable } from "./def.js";
@@ -24,6 +25,12 @@ export const OPS: OpTable = {
   meanTokens,
   attention,
   blockSparseAttention,
+  embedding,
+  additiveMask,
+  l2Normalize,
+  similarity,
+  selectBatch,
+  slice,
   tokenScores,
   topK,
   gather,

@@ -72,6 +72,27 @@ export interface OpAttrs {
     readonly relPosBias: RelPosBiasAttrs | null;
   };
 
+  // ---- text and retrieval ---------------------------------------------------------------------
+  /**
+   * Rows of a table by index (BERT's word, position and token-type embeddings):
+   * table [V, C], ids i32 [B, L] -> [B, L, C], out[b, l] = table[ids[b, l]]. An id outside
+   * [0, V) is an error: run-time inputs are range-checked before any backend runs.
+   */
+  embedding: Record<string, never>;
+  /**
+   * Additive attention mask from a 1/0 token mask: m i32 [B, L] -> f32 [B, L],
+   * out = (1 - m) * fill (BERT uses fill -10000 for text, -1e9 for visual tokens).
+   */
+  additiveMask: { readonly fill: number };
+  /** x / max(||x||₂, eps) over the last axis (PyTorch's F.normalize). */
+  l2Normalize: { readonly eps: number };
+  /** Scaled dot products of every row pair: a [M, D], b [N, D] -> [M, N] = scale · a bᵀ. */
+  similarity: { readonly scale: number };
+  /** Batch items by index: x [B, ...], idx i32 [P] -> [P, ...], out[p] = x[idx[p]]. */
+  selectBatch: Record<string, never>;
+  /** Entries start..end-1 along `axis`: [.., D, ..] -> [.., end - start, ..]. */
+  slice: { readonly axis: number; readonly start: number; readonly end: number };
+
   // ---- token selection (node sparsity) ---------------------------------------------------------
   /** Mean over heads of probs[:, :, row, skip:]: [B, H, R, K] -> [B, K - skip]. */
   tokenScores: { readonly row: number; readonly skip: number };

@@ -1,0 +1,75 @@
+import type { Graph } from "../ir/graph.js";
+import type { HostTensor } from "../ir/tensor.js";
+import type { SparsityConfig } from "./config.js";
+
+/**
+ * What every model sprig compiles looks like from the outside. A model (vision, text,
+ * fusion, retrieval) is one folder under src/models/ exporting a ModelDefinition; the
+ * CLI, the public API, the browser bundle and the benchmarks compile and run every model
+ * through the same generic path (src/api/compile.ts, src/api/run.ts), so adding a model
+ * means adding its folder and its entry in src/models/index.ts, nothing else.
+ *
+ * A definition builds the dense graph and says, as data, where its sparsity goes
+ * (ModelSparsity); the pass pipeline that acts on that data lives in passes/pipelines.ts,
+ * so the core never imports a pass.
+ */
+
+/** Text-guided pruning of the visual tokens in the fusion layers (prune-visual-tokens). */
+export interface CrossModalSparsity {
+  readonly keepRate: number;
+  /** Absolute BERT layer indices after whose cross-attention tokens are dropped (token_drop_loc). */
+  readonly layers: readonly number[];
+}
+
+/** Where a graph's sparsity passes act, and with which settings. */
+export interface ModelSparsity {
+  /** The vision encoder's edge and node sparsity, for its (T, H, W) token window. */
+  readonly vision: {
+    readonly sparsity: SparsityConfig;
+    readonly window: readonly [number, number, number];
+    readonly globalTokens: number;
+  } | null;
+  readonly crossModal: CrossModalSparsity | null;
+}
+
+export const NO_SPARSITY: ModelSparsity = { vision: null, crossModal: null };
+
+/** A dense graph ready for the pipeline: what a definition (or a model part) builds. */
+export interface ModelProgram {
+  readonly graph: Graph;
+  readonly sparsity: ModelSparsity;
+}
+
+export interface BuildOptions {
+  /** Also output intermediate values (layer inputs, attention probabilities) for checking. */
+  readonly diagnostics?: boolean;
+}
+
+/** The preset knobs every model understands (others come from its config). */
+export interface PresetOptions {
+  /** Frames per clip (models that see video). */
+  readonly frames: number;
+  /** "svitt": the released sparsity; "dense": none. */
+  readonly variant: "svitt" | "dense";
+}
+
+export interface ModelDefinition<Spec> {
+  readonly name: string;
+  /** One line for `--help` and reports. */
+  readonly summary: string;
+  /**
+   * Where this model's weights sit in the retrieval model's state_dict: a key K of the
+   * model is looked up as K, then as checkpointPrefix + K, so a released retrieval
+   * checkpoint loads into every model by name.
+   */
+  readonly checkpointPrefix: string;
+  /** The full-size preset (BEiT-base / BERT-base as released) for a clip length. */
+  preset(options: PresetOptions): Spec;
+  /** Checks a spec as a whole; throws ConfigError naming the field. */
+  check(spec: Spec): Spec;
+  /** One line saying what a spec is, e.g. "SViTT BEiT-base vision encoder, 8 frames". */
+  describe(spec: Spec): string;
+  build(spec: Spec, options?: BuildOptions): ModelProgram;
+  /** Seeded synthetic values for every graph input (a built-in clip and captions). */
+  syntheticInputs(graph: Graph, spec: Spec, seed: number): Record<string, HostTensor>;
+}

@@ -1,0 +1,32 @@
+import type { ModelDefinition } from "./definition.js";
+import { type FusionModelSpec, fusionModel } from "./fusion/index.js";
+import { type RetrievalModelSpec, retrievalModel } from "./retrieval/index.js";
+import { type TextModelSpec, textModel } from "./text/index.js";
+import type { VisionModelSpec } from "./config.js";
+import { visionModel } from "./vision/index.js";
+
+/**
+ * Every model sprig compiles, by name. A new model is a folder under src/models/ with a
+ * ModelDefinition, plus one line here (and its spec type in ModelSpecs).
+ */
+export interface ModelSpecs {
+  vision: VisionModelSpec;
+  text: TextModelSpec;
+  fusion: FusionModelSpec;
+  retrieval: RetrievalModelSpec;
+}
+
+export type ModelName = keyof ModelSpecs;
+
+export const MODELS: { readonly [K in ModelName]: ModelDefinition<ModelSpecs[K]> } = {
+  vision: visionModel,
+  text: textModel,
+  fusion: fusionModel,
+  retrieval: retrievalModel,
+};
+
+export const MODEL_NAMES = Object.keys(MODELS) as ModelName[];
+
+export function isModelName(name: string): name is ModelName {
+  return Object.hasOwn(MODELS, name);
+}
