@@ -1,18 +1,19 @@
 import type { Backend } from "../../backends/backend.js";
-import { visionPipeline } from "../../passes/pipelines.js";
-import { pruneVisualTokens } from "../../passes/prune-visual-tokens.js";
-import { eliminateDeadCode } from "../../passes/eliminate-dead-code.js";
 import { type ConformanceCase, CaseError, type TensorSpec } from "../conformance/case.js";
 import { compareTensors, type TensorCheck } from "../conformance/compare.js";
 import {
   beitConfigFromReference,
   bertConfigFromReference,
+  bertModelConfigFromReference,
+  crossModalFromReference,
   dropLocations,
   sparsityFromReference,
 } from "../conformance/reference-config.js";
+import { encode } from "../inputs/tokenizer.js";
+import { parseVocab } from "../inputs/vocab.js";
 import { GraphBuilder } from "../ir/builder.js";
 import { SprigError } from "../ir/errors.js";
-import type { Graph, TensorRef } from "../ir/graph.js";
+import type { TensorRef } from "../ir/graph.js";
 import type { HostTensor } from "../ir/tensor.js";
 import {
   beitEncoder,
@@ -23,8 +24,10 @@ import {
 } from "../models/beit.js";
 import { buildBertLayer } from "../models/bert.js";
 import { checkBeitConfig, type SparsityConfig } from "../models/config.js";
+import type { ModelProgram, ModelSparsity } from "../models/definition.js";
+import { MODELS } from "../models/index.js";
 import { type TokenOrderKind, tokenOrder } from "../models/token-order.js";
-import { type Pass, runPasses } from "../pass-manager.js";
+import { compileProgram } from "./compile.js";
 
 /**
  * Runs conformance cases: rebuilds the reference module named in the sidecar as a sprig
@@ -46,10 +49,13 @@ export interface CaseResult {
 const NOT_PRODUCED: Readonly<Record<string, string>> = {
   sparse_attention_probs:
     "per-block probability layout of the reference's sparse_attention (internal)",
+  sim_i2t_temp:
+    "the training logits get_sim(t = temp); evaluation() ranks by sim_i2t (t = 1), the path sprig compiles",
 };
 
-interface CaseGraph {
-  readonly graph: Graph;
+/** A module case rebuilt as a sprig program, with the case's inputs and output names. */
+interface CaseProgram {
+  readonly program: ModelProgram;
   readonly inputs: Record<string, HostTensor>;
   /** expected.* suffix -> graph output name, where they differ. */
   readonly rename: Readonly<Record<string, string>>;
@@ -83,21 +89,18 @@ function requireInput(testCase: ConformanceCase, name: string): HostTensor {
   return tensor;
 }
 
-/** The passes a BEiT module case compiles with. */
-function beitPasses(
-  testCase: ConformanceCase,
+/** The sparsity of a BEiT module case, for its window. */
+function beitSparsity(
   sparsity: SparsityConfig,
   window: readonly [number, number, number] | null,
-): Pass[] {
-  return visionPipeline({
-    sparsity,
-    window: window ?? [1, 1, 1],
-    globalTokens: 1,
-    randomBlocks: randomBlocksOf(testCase),
-  });
+): ModelSparsity {
+  return {
+    vision: { sparsity, window: window ?? [1, 1, 1], globalTokens: 1 },
+    crossModal: null,
+  };
 }
 
-function buildBeitCase(testCase: ConformanceCase): CaseGraph & { passes: Pass[] } {
+function buildBeitCase(testCase: ConformanceCase): CaseProgram {
   const module = testCase.module!;
   const config = checkBeitConfig(beitConfigFromReference(module.config), "config");
   const inputs = inputsOf(testCase);
@@ -124,10 +127,9 @@ function buildBeitCase(testCase: ConformanceCase): CaseGraph & { passes: Pass[] 
       b.output("cls_attention_probs", attention.clsProbs);
       const sparsity = sparsityFromReference(module.config, null);
       return {
-        graph: b.build(),
+        program: { graph: b.build(), sparsity: beitSparsity(sparsity, module.windowSize) },
         inputs,
         rename: {},
-        passes: beitPasses(testCase, sparsity, module.windowSize),
       };
     }
     case "BeitLayer": {
@@ -140,10 +142,9 @@ function buildBeitCase(testCase: ConformanceCase): CaseGraph & { passes: Pass[] 
       const keepRate = module.tokenKeepRate ?? 1;
       const sparsity = sparsityFromReference(module.config, { keepRate, dropAfter: [0] });
       return {
-        graph: b.build(),
+        program: { graph: b.build(), sparsity: beitSparsity(sparsity, window) },
         inputs,
         rename: { token_keep_idx: "token_idx.0" },
-        passes: beitPasses(testCase, sparsity, window),
       };
     }
     case "BeitEncoder": {
@@ -162,10 +163,9 @@ function buildBeitCase(testCase: ConformanceCase): CaseGraph & { passes: Pass[] 
         dropAfter: dropLocations(module.config),
       });
       return {
-        graph: b.build(),
+        program: { graph: b.build(), sparsity: beitSparsity(sparsity, window) },
         inputs,
         rename: {},
-        passes: beitPasses(testCase, sparsity, window),
       };
     }
     case "BeitModel": {
@@ -183,18 +183,17 @@ function buildBeitCase(testCase: ConformanceCase): CaseGraph & { passes: Pass[] 
       const graph = buildVisionModel(spec, { diagnostics: true });
       const side = config.imageSize / config.patchSize;
       return {
-        graph,
+        program: { graph, sparsity: beitSparsity(sparsity, [spec.frames, side, side]) },
         inputs,
         rename: {},
-        passes: beitPasses(testCase, sparsity, [spec.frames, side, side]),
       };
     }
     default:
-      throw new CaseError(`${testCase.file}: unsupported module kind "${module.kind}"`);
+      throw new CaseError(`${testCase.file}: not a BEiT module kind "${module.kind}"`);
   }
 }
 
-function buildBertCase(testCase: ConformanceCase): CaseGraph & { passes: Pass[] } {
+function buildBertLayerCase(testCase: ConformanceCase): CaseProgram {
   const module = testCase.module!;
   const config = bertConfigFromReference(module.config);
   const text = requireInput(testCase, "hidden_states");
@@ -207,18 +206,113 @@ function buildBertCase(testCase: ConformanceCase): CaseGraph & { passes: Pass[] 
   );
   const keepRate = module.tokenKeepRate ?? 1;
   const drops = dropLocations(module.config);
-  const passes: Pass[] =
-    keepRate < 1 && drops.includes(layer) ? [pruneVisualTokens({ keepRate, layers: [layer] })] : [];
-  passes.push(eliminateDeadCode());
+  const pruned = keepRate < 1 && drops.includes(layer);
   return {
-    graph,
+    program: {
+      graph,
+      sparsity: { vision: null, crossModal: pruned ? { keepRate, layers: [layer] } : null },
+    },
     inputs: inputsOf(testCase),
     rename: {
       pruned_encoder_hidden_states: `visual_tokens.layer${layer}`,
       pruned_encoder_attention_mask: `visual_mask.layer${layer}`,
       token_keep_idx: `visual_keep_idx.layer${layer}`,
     },
-    passes,
+  };
+}
+
+/** BertModel mode "text" (kind i): the text model with the case's config. */
+function buildTextCase(testCase: ConformanceCase): CaseProgram {
+  const ids = requireInput(testCase, "input_ids");
+  const spec = {
+    text: bertModelConfigFromReference(testCase.module!.config),
+    batch: ids.shape[0]!,
+    textLength: ids.shape[1]!,
+  };
+  return {
+    program: MODELS.text.build(spec, { diagnostics: true }),
+    inputs: inputsOf(testCase),
+    rename: {},
+  };
+}
+
+/** Kept-index outputs of prune-visual-tokens, numbered by drop as the reference's token_idx.j. */
+function visualKeepRenames(layers: readonly number[] | undefined): Record<string, string> {
+  const rename: Record<string, string> = {};
+  [...(layers ?? [])]
+    .sort((a, b) => a - b)
+    .forEach((layer, j) => {
+      rename[`token_idx.${j}`] = `visual_keep_idx.layer${layer}`;
+    });
+  return rename;
+}
+
+/** BertModel mode "fusion" + itm_head (kind j): the fusion model with the case's config. */
+function buildFusionCase(testCase: ConformanceCase): CaseProgram {
+  const text = requireInput(testCase, "encoder_embeds");
+  const video = requireInput(testCase, "encoder_hidden_states");
+  const config = testCase.module!.config;
+  const crossModal = crossModalFromReference(config);
+  const spec = {
+    text: bertModelConfigFromReference(config),
+    batch: text.shape[0]!,
+    textLength: text.shape[1]!,
+    visualTokens: video.shape[1]!,
+    crossModal,
+  };
+  return {
+    program: MODELS.fusion.build(spec, { diagnostics: true }),
+    inputs: inputsOf(testCase),
+    rename: visualKeepRenames(crossModal?.layers),
+  };
+}
+
+function record(testCase: ConformanceCase, key: string): Readonly<Record<string, unknown>> {
+  const value = testCase.module!.fields[key];
+  if (typeof value !== "object" || value === null || Array.isArray(value)) {
+    throw new CaseError(`${testCase.file}: module_spec.${key} must be an object`);
+  }
+  return value as Record<string, unknown>;
+}
+
+/** The whole retrieval model from pixels and token ids (kind k), as evaluation() runs it. */
+function buildRetrievalCase(testCase: ConformanceCase): CaseProgram {
+  const pixels = requireInput(testCase, "pixel_values");
+  const ids = requireInput(testCase, "input_ids");
+  const visionDict = record(testCase, "vision_config");
+  const textDict = record(testCase, "text_config");
+  if (visionDict.use_mean_pooling === false) {
+    throw new CaseError(`${testCase.file}: only use_mean_pooling = true is supported`);
+  }
+  const embedDim = testCase.module!.fields.embed_dim;
+  if (typeof embedDim !== "number") {
+    throw new CaseError(`${testCase.file}: module_spec.embed_dim must be a number`);
+  }
+  const keepRate = typeof visionDict.token_keep_rate === "number" ? visionDict.token_keep_rate : 1;
+  const crossModal = crossModalFromReference(textDict);
+  const spec = {
+    vision: {
+      model: checkBeitConfig(beitConfigFromReference(visionDict), "vision_config"),
+      frames: pixels.shape[1]!,
+      batch: pixels.shape[0]!,
+      sparsity: sparsityFromReference(visionDict, {
+        keepRate,
+        dropAfter: dropLocations(visionDict),
+      }),
+    },
+    text: bertModelConfigFromReference(textDict),
+    texts: ids.shape[0]!,
+    textLength: ids.shape[1]!,
+    embedDim,
+    crossModal,
+  };
+  const rename: Record<string, string> = {};
+  const drops = spec.vision.sparsity.tokens?.dropAfter.length ?? 0;
+  for (let j = 0; j < drops; j++) rename[`vision_token_idx.${j}`] = `token_idx.${j}`;
+  return {
+    program: MODELS.retrieval.build(spec, { diagnostics: false }),
+    inputs: inputsOf(testCase),
+    rename,
   };
 }
 
@@ -254,6 +348,75 @@ function runTokenOrderCase(testCase: ConformanceCase): {
   return { checks, skipped };
 }
 
+/** Tokenizer cases (kind t) check the WordPiece tokenizer on the sidecar's vocab and texts. */
+function runTokenizerCase(testCase: ConformanceCase): { checks: TensorCheck[]; skipped: string[] } {
+  const { vocab, texts, max_length: maxLength } = testCase.sidecar;
+  if (!Array.isArray(vocab) || !vocab.every((t) => typeof t === "string")) {
+    throw new CaseError(`${testCase.file}: "vocab" must be a list of token strings`);
+  }
+  if (!Array.isArray(texts) || !texts.every((t) => typeof t === "string")) {
+    throw new CaseError(`${testCase.file}: "texts" must be a list of strings`);
+  }
+  if (typeof maxLength !== "number") {
+    throw new CaseError(`${testCase.file}: "max_length" must be a number`);
+  }
+  const encoded = encode(
+    parseVocab(vocab.join("\n"), `${testCase.file} (vocab)`),
+    texts,
+    maxLength,
+  );
+  const produced: Record<string, HostTensor> = {
+    input_ids: encoded.inputIds,
+    attention_mask: encoded.attentionMask,
+  };
+  return compareExpected(testCase, produced, {});
+}
+
+/** The module kinds a case may name, each rebuilt as a sprig program. */
+const MODULE_CASES: Readonly<Record<string, (testCase: ConformanceCase) => CaseProgram>> = {
+  BeitSelfAttention: buildBeitCase,
+  BeitLayer: buildBeitCase,
+  BeitEncoder: buildBeitCase,
+  BeitModel: buildBeitCase,
+  BertLayer: buildBertLayerCase,
+  BertModel: buildTextCase,
+  BertFusionITM: buildFusionCase,
+  SingularityRetrieval: buildRetrievalCase,
+};
+
+/** Compares every expected.* tensor of a case with what was produced. */
+function compareExpected(
+  testCase: ConformanceCase,
+  outputs: Readonly<Record<string, HostTensor>>,
+  rename: Readonly<Record<string, string>>,
+): { checks: TensorCheck[]; skipped: string[] } {
+  const checks: TensorCheck[] = [];
+  const skipped: string[] = [];
+  for (const [name, want] of testCase.tensors) {
+    if (!name.startsWith("expected.")) continue;
+    const suffix = name.slice("expected.".length);
+    const outputName = rename[suffix] ?? suffix;
+    const got = outputs[outputName];
+    if (got === undefined) {
+      const reason = NOT_PRODUCED[suffix];
+      if (reason !== undefined) {
+        skipped.push(`${name}: ${reason}`);
+        continue;
+      }
+      checks.push({
+        name,
+        passed: false,
+        maxAbsError: Number.NaN,
+        worst: Number.NaN,
+        detail: `no output "${outputName}"`,
+      });
+      continue;
+    }
+    checks.push(compareTensors(name, got, want, toleranceOf(testCase.specs.get(name))));
+  }
+  return { checks, skipped };
+}
+
 export async function runCase(testCase: ConformanceCase, backend: Backend): Promise<CaseResult> {
   const start = performance.now();
   const kind = testCase.module?.kind ?? testCase.function ?? "?";
@@ -276,9 +439,21 @@ export async function runCase(testCase: ConformanceCase, backend: Backend): Prom
       const { checks, skipped } = runTokenOrderCase(testCase);
       return finish(checks, skipped, null);
     }
-    const built =
-      testCase.module.kind === "BertLayer" ? buildBertCase(testCase) : buildBeitCase(testCase);
-    const { graph } = runPasses(built.graph, built.passes, { debug: 0 });
+    if (testCase.module.kind === "BertTokenizer") {
+      const { checks, skipped } = runTokenizerCase(testCase);
+      return finish(checks, skipped, null);
+    }
+    const build = MODULE_CASES[testCase.module.kind];
+    if (build === undefined) {
+      throw new CaseError(
+        `${testCase.file}: unsupported module kind "${testCase.module.kind}" (known: ${["BertTokenizer", ...Object.keys(MODULE_CASES)].join(", ")})`,
+      );
+    }
+    const built = build(testCase);
+    const { graph } = compileProgram(built.program, {
+      randomBlocks: randomBlocksOf(testCase),
+      debug: 0,
+    });
     const weights = new Map<string, HostTensor>();
     for (const [name, tensor] of testCase.tensors) {
       if (testCase.specs.get(name)?.role === "weight") weights.set(name, tensor);
@@ -290,30 +465,7 @@ export async function runCase(testCase: ConformanceCase, backend: Backend): Prom
     } finally {
       executable.dispose();
     }
-    const checks: TensorCheck[] = [];
-    const skipped: string[] = [];
-    for (const [name, want] of testCase.tensors) {
-      if (!name.startsWith("expected.")) continue;
-      const suffix = name.slice("expected.".length);
-      const outputName = built.rename[suffix] ?? suffix;
-      const got = outputs[outputName];
-      if (got === undefined) {
-        const reason = NOT_PRODUCED[suffix];
-        if (reason !== undefined) {
-          skipped.push(`${name}: ${reason}`);
-          continue;
-        }
-        checks.push({
-          name,
-          passed: false,
-          maxAbsError: Number.NaN,
-          worst: Number.NaN,
-          detail: `no graph output "${outputName}"`,
-        });
-        continue;
-      }
-      checks.push(compareTensors(name, got, want, toleranceOf(testCase.specs.get(name))));
-    }
+    const { checks, skipped } = compareExpected(testCase, outputs, built.rename);
     return finish(checks, skipped, null);
   } catch (error) {
     if (error instanceof SprigError) return finish([], [], error.message);
