@@ -10,6 +10,11 @@
  * layers not listed. Patterns come from the SViTT rule (local + seeded random blocks, or
  * explicit random blocks per layer as in the conformance cases) or from a user function.
  *
+ * Each layer's layout is checked for the padding mode it will run under: with padding
+ * "reference" a layer left with fewer non-local blocks than random ones (after token drops:
+ * M - local < random <= M) gets saturated rows that read local blocks twice, as the authors'
+ * code does (src/patterns/layouts.ts); under "masked" that is an error.
+ *
  * Contract: a layout that covers every block, with padding "masked" (or no padding), gives
  * the dense result; otherwise results equal the authors' sparse attention within the
  * conformance tolerances. Run it after prune-tokens when both are used.
@@ -55,7 +60,11 @@ export interface SparsifyAttentionOptions {
   readonly layers?: readonly number[];
 }
 
-function patternFor(source: PatternSource, site: AttentionSite): AttentionPattern {
+function patternFor(
+  source: PatternSource,
+  site: AttentionSite,
+  padding: PaddingMode,
+): AttentionPattern {
   const where = `layer ${site.layer ?? "?"} (${site.localTokens} local tokens)`;
   if (source.kind === "custom") {
     return {
@@ -77,6 +86,7 @@ function patternFor(source: PatternSource, site: AttentionSite): AttentionPatter
         explicit !== undefined
           ? { explicit }
           : { seed: source.seed, stream: `attention/layer${site.layer ?? site.nodeName}` },
+      padding,
     },
     site.globalTokens,
     where,
@@ -114,7 +124,7 @@ export function sparsifyAttention(options: SparsifyAttentionOptions): Pass {
           inputs,
           {
             heads: attrs.heads,
-            pattern: patternFor(options.pattern, site),
+            pattern: patternFor(options.pattern, site, options.padding),
             padding: options.padding,
             relPosBias: attrs.relPosBias,
           },

@@ -2,7 +2,7 @@ import { describe, expect, it } from "vitest";
 import { GraphBuilder } from "../../src/ir/builder.js";
 import { GraphInvariantError } from "../../src/ir/errors.js";
 import { type AnyNode, type Graph, nodeLabel } from "../../src/ir/graph.js";
-import type { BlockLayout } from "../../src/ir/pattern.js";
+import type { BlockLayout, PaddingMode } from "../../src/ir/pattern.js";
 import { RULES, verifyGraph } from "../../src/ir/verify.js";
 import {
   blockSparseGraph,
@@ -42,6 +42,11 @@ function withLayout(graph: Graph, layout: BlockLayout, blockSize = 8): Graph {
   return withNode(graph, node.id, {
     attrs: { ...node.attrs, pattern: customPattern(blockSize, layout) },
   });
+}
+
+function withPadding(graph: Graph, padding: PaddingMode): Graph {
+  const node = attentionNode(graph);
+  return withNode(graph, node.id, { attrs: { ...node.attrs, padding } });
 }
 
 describe("verifyGraph", () => {
@@ -126,18 +131,50 @@ describe("rule 4: block layouts are well formed", () => {
     );
   });
 
-  it("rejects a key block read twice in one row", () => {
-    const layout: BlockLayout = {
-      heads: 1,
-      queryBlocks: 4,
-      blocksPerRow: 2,
-      blocks: Int32Array.from([0, 1, 2, 2, 2, 3, 3, 0]),
-    };
+  const repeated: BlockLayout = {
+    heads: 1,
+    queryBlocks: 4,
+    blocksPerRow: 2,
+    blocks: Int32Array.from([0, 1, 2, 2, 2, 3, 3, 0]),
+  };
+
+  it('rejects a key block read twice in one row under padding "masked"', () => {
+    // blockSparseGraph's node has padding "masked"
     expectRule(
-      withLayout(blockSparseGraph(), layout),
+      withLayout(blockSparseGraph(), repeated),
       4,
       '%3 blockSparseAttention "attn"',
-      /query block 1 reads key block 2 twice/,
+      /query block 1 reads key block 2 more than once \(a block may repeat in a row only under padding "reference", not "masked"\)/,
+    );
+  });
+
+  it('accepts a key block read twice under padding "reference" (the duplicated-block softmax)', () => {
+    const graph = withPadding(withLayout(blockSparseGraph(), repeated), "reference");
+    expect(verifyGraph(graph)).toBe(graph);
+    // saturated SViTT rows, wider than M: [m, 0, 1, 2, 3] for M = 4
+    const saturated: BlockLayout = {
+      heads: 1,
+      queryBlocks: 4,
+      blocksPerRow: 5,
+      blocks: Int32Array.from([0, 0, 1, 2, 3, 1, 0, 1, 2, 3, 2, 0, 1, 2, 3, 3, 0, 1, 2, 3]),
+    };
+    const wide = withPadding(withLayout(blockSparseGraph(), saturated), "reference");
+    expect(verifyGraph(wide)).toBe(wide);
+    expectRule(
+      withPadding(wide, "masked"),
+      4,
+      '%3 blockSparseAttention "attn"',
+      /blocksPerRow 5 exceeds the 4 key blocks available/,
+    );
+  });
+
+  it('still rejects a block outside [0, M) under padding "reference"', () => {
+    const layout: BlockLayout = { ...repeated, blocks: Int32Array.from([0, 0, 2, 2, 2, 3, 3, 4]) };
+    expectRule(
+      withPadding(withLayout(blockSparseGraph(), layout), "reference"),
+      4,
+      '%3 blockSparseAttention "attn"',
+      /key block 4, outside \[0, 4\)/,
     );
   });
 

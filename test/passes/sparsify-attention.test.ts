@@ -1,13 +1,16 @@
 import { describe, expect, it } from "vitest";
+import { pruneTokens } from "../../passes/prune-tokens.js";
+import { compileVision } from "../../src/api/compile.js";
 import { sparsifyAttention, type PatternSource } from "../../passes/sparsify-attention.js";
 import { GraphBuilder } from "../../src/ir/builder.js";
 import { ConfigError } from "../../src/ir/errors.js";
 import { type AnyNode, type Graph, nodesOf } from "../../src/ir/graph.js";
-import type { BlockLayout } from "../../src/ir/pattern.js";
+import type { BlockLayout, PaddingMode } from "../../src/ir/pattern.js";
 import { printGraph } from "../../src/ir/print.js";
 import { verifyGraph } from "../../src/ir/verify.js";
 import { buildVisionModel } from "../../src/models/beit.js";
 import { buildBertLayer } from "../../src/models/bert.js";
+import { visionPreset } from "../../src/models/presets.js";
 import { runPasses } from "../../src/pass-manager.js";
 import { signature } from "../ir/support.js";
 import { smallSpec } from "../models/support.js";
@@ -229,10 +232,73 @@ describe("sparsify-attention", () => {
   });
 
   it("rejects patterns that do not fit the layer, naming the field and layer", () => {
+    // 4 blocks: random 5 > M under either padding, random 4 > M - local under "masked"
     const error = configError(() =>
-      run(dense, { pattern: { ...SVITT, random: 4 }, padding: "reference" }),
+      run(dense, { pattern: { ...SVITT, random: 5 }, padding: "reference" }),
     );
     expect(error.field).toBe("sparsity.attention.random");
     expect(error.message).toContain("layer 0");
+    const masked = configError(() =>
+      run(dense, { pattern: { ...SVITT, random: 4 }, padding: "masked" }),
+    );
+    expect(masked.field).toBe("sparsity.attention.random");
+    expect(masked.message).toContain("layer 0");
+  });
+
+  describe("after token pruning leaves M = 3 blocks for random 3", () => {
+    // 32 tokens (M = 4) in layer 0; keep 0.7 after it leaves ceil(0.7 * 32) = 23 tokens, so
+    // layers 1 and 2 have M = 3 blocks of 8 (the last padded) and only 2 non-local blocks.
+    const three = buildVisionModel(smallSpec({ model: { numLayers: 3 } }));
+    const pipeline = (padding: PaddingMode) =>
+      runPasses(
+        three,
+        [
+          pruneTokens({ keepRate: 0.7, afterLayers: [0] }),
+          sparsifyAttention({ pattern: { ...SVITT, random: 3 }, padding }),
+        ],
+        { debug: 0 },
+      ).graph;
+
+    it('works under padding "reference": saturated rows [m, 0, 1, 2], verified', () => {
+      const result = verifyGraph(pipeline("reference"));
+      const [l0, l1, l2] = nodesOf(result, "blockSparseAttention");
+      // layer 0: random 3 = the 3 non-local blocks, drawn (all of them, ascending)
+      expect(rows(l0!.attrs.pattern.layout)).toEqual([
+        [0, 1, 2, 3],
+        [1, 0, 2, 3],
+        [2, 0, 1, 3],
+        [3, 0, 1, 2],
+      ]);
+      for (const node of [l1!, l2!]) {
+        expect(rows(node.attrs.pattern.layout)).toEqual([
+          [0, 0, 1, 2],
+          [1, 0, 1, 2],
+          [2, 0, 1, 2],
+        ]);
+        expect(node.attrs.padding).toBe("reference");
+      }
+    });
+
+    it("lets the released SViTT preset compile at 2 frames (M = 7, 5, 4, 3 blocks)", () => {
+      // 392 tokens -> 7 blocks of 56; drops after 3, 6, 9 at keep 0.7: 275, 193, 136 tokens
+      // -> 5, 4, 3 blocks; the last two layers (M = 3) get saturated rows [m, 0, 1, 2].
+      const { graph } = compileVision(visionPreset(2));
+      verifyGraph(graph);
+      const layouts = nodesOf(graph, "blockSparseAttention").map((n) => n.attrs.pattern.layout);
+      expect(layouts.map((l) => l.queryBlocks)).toEqual([7, 7, 7, 7, 5, 5, 5, 4, 4, 4, 3, 3]);
+      expect(layouts.every((l) => l.blocksPerRow === 4)).toBe(true);
+      expect(rows(layouts[11]!)).toEqual([
+        [0, 0, 1, 2],
+        [1, 0, 1, 2],
+        [2, 0, 1, 2],
+      ]);
+    });
+
+    it('is an error under padding "masked", naming the first such layer', () => {
+      const error = configError(() => pipeline("masked"));
+      expect(error.field).toBe("sparsity.attention.random");
+      expect(error.message).toContain("layer 1 (23 local tokens)");
+      expect(error.message).toContain("3 random blocks exceed the 2 non-local blocks");
+    });
   });
 });

@@ -262,6 +262,10 @@ export function attention(node: Node<"attention">, inputs: readonly HostTensor[]
  *   stays in the softmax with logit 0 + bias_h(id_i, 0) (the authors pad token indices with
  *   the CLS index 0) and so absorbs probability mass; in mode "masked" it is left out of the
  *   softmax. Real keys use their own position ids.
+ * - Slots are formed per layout entry, so a block a row lists twice (allowed under padding
+ *   "reference" only, verifier rule 4) fills two runs of slots with the same keys, values
+ *   and bias entries: it counts twice in the softmax and in the sum, the authors'
+ *   duplicated-block softmax.
  * Output 0 is the context [B, N, C] (rows of padded query positions are never formed);
  * output 1 the global rows' probabilities [B, H, G, N].
  */

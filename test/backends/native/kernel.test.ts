@@ -1,7 +1,8 @@
 /**
  * sprig's C block-sparse attention kernel, as the N-API addon and as WebAssembly, against
  * the reference kernel on seeded random problems: random layouts (per head or shared),
- * both padding modes, with and without a 3-D relative position bias, several global
+ * including rows that read a block twice (padding "reference", the reference's
+ * duplicated-block softmax; such rows may be wider than M), both padding modes, with and without a 3-D relative position bias, several global
  * tokens, batch 1-2, head widths on and off the kernel's vector width.
  *
  * The kernels are built at install time (backends/native/build.ts). Where they are not
@@ -47,6 +48,8 @@ interface Case {
   readonly tokenBatch: number;
   readonly perHead: boolean;
   readonly padding: PaddingMode;
+  /** Rows drawn with replacement (some block read twice); implies padding "reference". */
+  readonly repeats: boolean;
   readonly seed: number;
 }
 
@@ -58,6 +61,19 @@ function randomLayout(blocks: number, width: number, heads: number, seed: number
     data.push(...permutation(blocks, next).slice(0, width));
   }
   return { heads, queryBlocks: blocks, blocksPerRow: width, blocks: Int32Array.from(data) };
+}
+
+/**
+ * Rows of `width` blocks drawn with replacement, seeded; the last entry of each head's row 0
+ * repeats its first, so every such layout reads some block twice.
+ */
+function repeatingLayout(blocks: number, width: number, heads: number, seed: number): BlockLayout {
+  const next = rng(seed);
+  const data = Int32Array.from({ length: heads * blocks * width }, () =>
+    Math.floor(next() * blocks),
+  );
+  for (let h = 0; h < heads; h++) data[(h * blocks + 1) * width - 1] = data[h * blocks * width]!;
+  return { heads, queryBlocks: blocks, blocksPerRow: width, blocks: data };
 }
 
 function problem(c: Case): { node: Node<"blockSparseAttention">; inputs: HostTensor[] } {
@@ -94,7 +110,9 @@ function problem(c: Case): { node: Node<"blockSparseAttention">; inputs: HostTen
     pattern: {
       globalTokens: c.globals,
       blockSize: c.blockSize,
-      layout: randomLayout(blocks, Math.min(c.width, blocks), c.perHead ? c.heads : 1, c.seed + 6),
+      layout: c.repeats
+        ? repeatingLayout(blocks, c.width + 1, c.perHead ? c.heads : 1, c.seed + 6)
+        : randomLayout(blocks, Math.min(c.width, blocks), c.perHead ? c.heads : 1, c.seed + 6),
       origin: { kind: "custom", label: "random" },
     },
     padding: c.padding,
@@ -117,6 +135,7 @@ const cases = fc
     batchedIndex: fc.boolean(),
     perHead: fc.boolean(),
     padding: fc.constantFrom<PaddingMode>("reference", "masked"),
+    repeats: fc.boolean(),
     seed: fc.integer({ min: 0, max: 1_000_000 }),
   })
   .map(
@@ -125,6 +144,8 @@ const cases = fc
       // A relative position bias has exactly one global token, the CLS token.
       globals: s.relPos ? 1 : s.globals,
       tokenBatch: s.batchedIndex ? s.batch : 1,
+      // Only padding "reference" admits a repeated block (verifier rule 4).
+      padding: s.repeats ? "reference" : s.padding,
     }),
   );
 
@@ -158,6 +179,7 @@ const SVITT_LIKE: Case = {
   tokenBatch: 1,
   perHead: false,
   padding: "reference",
+  repeats: false,
   seed: 11,
 };
 
@@ -176,6 +198,15 @@ describe("native block-sparse attention kernel (N-API addon)", () => {
 
     it("matches at SViTT's block shape (64-wide heads, block 56)", () => {
       const { node, inputs } = problem(SVITT_LIKE);
+      const want = referenceKernel(node, inputs);
+      const got = nativeBlockSparseAttention(node, inputs, 2);
+      expect(maxAbsDiff(got[0]!.data, want[0]!.data)).toBeLessThanOrEqual(ATOL);
+      expect(maxAbsDiff(got[1]!.data, want[1]!.data)).toBeLessThanOrEqual(ATOL);
+    });
+
+    it("matches on the 2-frame SViTT preset's last layers (136 tokens, M = 3, 4-wide rows with repeats)", () => {
+      const { node, inputs } = problem({ ...SVITT_LIKE, local: 136, width: 3, repeats: true });
+      expect(node.attrs.pattern.layout.blocksPerRow).toBe(4);
       const want = referenceKernel(node, inputs);
       const got = nativeBlockSparseAttention(node, inputs, 2);
       expect(maxAbsDiff(got[0]!.data, want[0]!.data)).toBeLessThanOrEqual(ATOL);
