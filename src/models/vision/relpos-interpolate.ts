@@ -119,6 +119,8 @@ export function squareGridOfTable(localRows: number): SpatialGrid | null {
 export function torchNearestSourceIndex(index: number, inSize: number, outSize: number): number {
   if (outSize === inSize) return index;
   if (outSize === 2 * inSize) return index >> 1;
+  // float(in) / out in C++. Rounding the double quotient to float32 gives the float32 quotient
+  // (double rounding is harmless for division since 53 >= 2·24 + 2).
   const scale = Math.fround(inSize / outSize);
   // Both factors are float32 values, so the double product is exact and fround rounds it once,
   // exactly as a float32 multiply.
@@ -161,7 +163,7 @@ function resampleDeltaT(
  * bisection so that 1 + q + … + q^(n−1) ≈ dstSize // 2 with n = srcSize // 2; the source offsets
  * are 0, ±1, ±(1+q), ±(1+q+q²), …; the target offsets are the integers −t..t, t = dstSize // 2.
  * When even q = 1.5 cannot stretch the source that far, the outer targets lie beyond the last
- * source offset (the spline evaluation then clamps them, see splineWeights).
+ * source offset (the spline evaluation then clamps them, see splineValue).
  */
 export function beitWarpedOffsets(
   srcSize: number,
