@@ -15,6 +15,14 @@ export function curriculumKeepRate(frames: number): number {
 export const SVITT_BLOCK_SIZE = 56;
 export const SVITT_DROP_AFTER: readonly number[] = [3, 6, 9];
 
+/**
+ * SViTT's sparsity at a clip length. A single image (1 frame) keeps every token: its 196
+ * tokens make 4 blocks of 56, and the drops after layers 3 and 6 would leave 97 tokens in
+ * 2 blocks, fewer than the 3 random blocks each query block reads (the authors' code
+ * cannot run that either: torch.topk raises). From 2 frames on the whole curriculum
+ * applies; where a layer has fewer free blocks than random ones (2 frames, layers 10-11:
+ * 3 blocks) rows repeat a block as the reference's topk does (padding "reference").
+ */
 export function svittSparsity(frames: number, seed = 0): SparsityConfig {
   return {
     attention: {
@@ -25,7 +33,8 @@ export function svittSparsity(frames: number, seed = 0): SparsityConfig {
       perHead: false,
       padding: "reference",
     },
-    tokens: { keepRate: curriculumKeepRate(frames), dropAfter: SVITT_DROP_AFTER },
+    tokens:
+      frames === 1 ? null : { keepRate: curriculumKeepRate(frames), dropAfter: SVITT_DROP_AFTER },
     tokenOrder: "none",
   };
 }

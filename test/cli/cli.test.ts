@@ -206,7 +206,7 @@ describe.concurrent("bad input: one message naming the field, non-zero exit, no 
       '"sparsity.attention.random"',
     );
     expect(message).toContain("layer 0");
-    expect(message).toContain("allowed 0..27");
+    expect(message).toContain("allowed 0..28");
   });
 
   it("a --config file with invalid JSON", async () => {

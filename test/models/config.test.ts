@@ -120,18 +120,26 @@ describe("vision spec validation", () => {
 });
 
 describe("per-layer pattern validation at compile time", () => {
-  it("rejects more random blocks than non-local blocks, naming the layer", () => {
+  it("rejects more random blocks than non-local blocks under padding masked, naming the layer", () => {
     // 32 tokens in blocks of 8: 4 blocks, 3 non-local; 4 random blocks do not fit
-    const error = configError(() => compileVision(sparse({ random: 4 })));
+    const error = configError(() => compileVision(sparse({ random: 4, padding: "masked" })));
     expect(error.field).toBe("sparsity.attention.random");
     expect(error.message).toContain("layer 0");
     expect(error.message).toContain("allowed 0..3");
   });
 
+  it("rejects more random blocks than blocks under padding reference", () => {
+    // the reference's topk takes at most M = 4 blocks (a local one again when random = M)
+    const error = configError(() => compileVision(sparse({ random: 5 })));
+    expect(error.field).toBe("sparsity.attention.random");
+    expect(error.message).toContain("layer 0");
+    expect(error.message).toContain("allowed 0..4");
+  });
+
   it("names the first layer after a token drop where the pattern stops fitting", () => {
-    // layer 0 has 32 tokens (4 blocks: random 3 fits); after the drop, 23 tokens make 3
-    // blocks and leave only 2 non-local ones
-    const error = configError(() => compileVision(sparse({ random: 3 })));
+    // layer 0 has 32 tokens (4 blocks: random 4 fits under reference padding, repeating
+    // the local block); after the drop, 23 tokens make 3 blocks, fewer than 4
+    const error = configError(() => compileVision(sparse({ random: 4 })));
     expect(error.field).toBe("sparsity.attention.random");
     expect(error.message).toContain("layer 1 (23 local tokens)");
   });
