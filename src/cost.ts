@@ -11,7 +11,9 @@ import { numElements, type TensorType } from "./ir/tensor.js";
  * (patches x C x Cin·p²), and attention's q·k and p·v products (per batch item
  * 2 · queries · keys · C). Block-sparse attention counts its global rows densely and its
  * local queries over padded blocks, padded query rows included (they are computed and
- * discarded). Softmax, LayerNorm, GELU and elementwise ops count 0 MACs.
+ * discarded). Retrieval similarities (scale · a bᵀ, a [M, D], b [N, D]) count M · N · D
+ * as linear MACs. Softmax, LayerNorm, GELU, L2 normalisation, elementwise ops, masks and
+ * row look-ups or copies (embedding, gather, selectBatch, slice) count 0 MACs.
  * Bytes are every tensor a node reads plus every tensor it writes (float32/int32), a
  * first-order measure of memory traffic that ignores caching and fusion.
  */
@@ -69,6 +71,14 @@ const MAC_RULES: { readonly [K in OpKind]: MacRule<K> } = {
       keysPerQuery: (globalPairs + local * keysPerLocalQuery) / tokens!,
     };
   },
+  // Row look-ups, masks, normalisation and data movement: no multiply-adds worth counting.
+  embedding: none,
+  additiveMask: none,
+  l2Normalize: none,
+  // M x N outputs, each a D-long dot product (the scale multiplies the result: not a MAC)
+  similarity: (_node, [a, b]) => ({ kind: "linear", macs: a![0]! * b![0]! * a![1]! }),
+  selectBatch: none,
+  slice: none,
   tokenScores: none,
   topK: none,
   gather: none,

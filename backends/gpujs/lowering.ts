@@ -10,6 +10,14 @@ import {
 } from "./codegen/dense.js";
 import { lowerMeanTokens, lowerPatchEmbed, lowerPrependTokens } from "./codegen/embedding.js";
 import type { Lowering, SourcePlan } from "./codegen/plan.js";
+import {
+  lowerAdditiveMask,
+  lowerEmbedding,
+  lowerL2Normalize,
+  lowerSelectBatch,
+  lowerSimilarity,
+  lowerSlice,
+} from "./codegen/text.js";
 import { lowerGather, lowerTokenScores, lowerTopK } from "./codegen/tokens.js";
 
 const bound = (): SourcePlan => ({ source: true });
@@ -34,6 +42,12 @@ export const LOWERINGS: { readonly [K in OpKind]: Lowering<K> } = {
   meanTokens: lowerMeanTokens,
   attention: lowerAttention,
   blockSparseAttention: lowerBlockSparseAttention,
+  embedding: lowerEmbedding,
+  additiveMask: lowerAdditiveMask,
+  l2Normalize: lowerL2Normalize,
+  similarity: lowerSimilarity,
+  selectBatch: lowerSelectBatch,
+  slice: lowerSlice,
   tokenScores: lowerTokenScores,
   topK: lowerTopK,
   gather: lowerGather,

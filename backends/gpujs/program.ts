@@ -117,6 +117,10 @@ function indexLimits(graph: Graph): Map<number, { limit: number; why: string }> 
         size - node.attrs.keepPrefix,
         `gather indices of ${nodeLabel(node)}`,
       );
+    } else if (node.op === "embedding" || node.op === "selectBatch") {
+      // ids index the table's rows; batch indices the batch items
+      const rows = tensorType(graph, node.inputs[0]!).shape[0]!;
+      tighten(node.inputs[1]!.node, rows, `${node.op} indices of ${nodeLabel(node)}`);
     } else if (
       (node.op === "attention" || node.op === "blockSparseAttention") &&
       node.attrs.relPosBias !== null

@@ -13,6 +13,14 @@ import { lowerAttention, lowerBlockSparseAttention } from "./attention.js";
 import { Emitter } from "./emit.js";
 import { elemOf, OnnxGraphWriter } from "./proto.js";
 import { FOLD_MODEL_BYTES } from "./relpos.js";
+import {
+  lowerAdditiveMask,
+  lowerEmbedding,
+  lowerL2Normalize,
+  lowerSelectBatch,
+  lowerSimilarity,
+  lowerSlice,
+} from "./text.js";
 
 /**
  * Lowering of a sprig graph to one ONNX graph. Each op kind has a lowering that appends
@@ -264,6 +272,12 @@ export const LOWERINGS: { readonly [K in OpKind]: Lowering<K> } = {
   meanTokens,
   attention: lowerAttention,
   blockSparseAttention: lowerBlockSparseAttention,
+  embedding: lowerEmbedding,
+  additiveMask: lowerAdditiveMask,
+  l2Normalize: lowerL2Normalize,
+  similarity: lowerSimilarity,
+  selectBatch: lowerSelectBatch,
+  slice: lowerSlice,
   tokenScores,
   topK,
   gather,

@@ -5,6 +5,14 @@ import type { HostTensor } from "../../src/ir/tensor.js";
 import { attention, blockSparseAttention } from "./kernels/attention.js";
 import { add, gelu, layerNorm, linear, mul, reshape } from "./kernels/dense.js";
 import { meanTokens, patchEmbed, prependTokens } from "./kernels/embedding.js";
+import {
+  additiveMask,
+  embedding,
+  l2Normalize,
+  selectBatch,
+  similarity,
+  slice,
+} from "./kernels/text.js";
 import { gather, tokenScores, topK } from "./kernels/tokens.js";
 import type { Kernel } from "./kernels/util.js";
 
@@ -44,6 +52,12 @@ export const KERNELS: { readonly [K in OpKind]: Kernel<K> } = {
   meanTokens,
   attention,
   blockSparseAttention,
+  embedding,
+  additiveMask,
+  l2Normalize,
+  similarity,
+  selectBatch,
+  slice,
   tokenScores,
   topK,
   gather,

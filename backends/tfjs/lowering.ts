@@ -15,6 +15,14 @@ import {
   reshape,
   weight,
 } from "./ops/dense.js";
+import {
+  additiveMask,
+  embedding,
+  l2Normalize,
+  selectBatch,
+  similarity,
+  slice,
+} from "./ops/text.js";
 import { gather, tokenScores, topK } from "./ops/tokens.js";
 import type { LowerContext, Lowering, Step } from "./types.js";
 
@@ -37,6 +45,12 @@ export const LOWERINGS: { readonly [K in OpKind]: Lowering<K> } = {
   meanTokens,
   attention,
   blockSparseAttention,
+  embedding,
+  additiveMask,
+  l2Normalize,
+  similarity,
+  selectBatch,
+  slice,
   tokenScores,
   topK,
   gather,
