@@ -30,7 +30,7 @@ export class ConfigError extends SprigError {
   override readonly name = "ConfigError";
   constructor(
     readonly field: string,
-    detail: string,
+    readonly detail: string,
   ) {
     super(`config field "${field}": ${detail}`);
   }

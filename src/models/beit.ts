@@ -1,7 +1,7 @@
 import { GraphBuilder } from "../ir/builder.js";
+import { ConfigError } from "../ir/errors.js";
 import type { Graph, TensorRef } from "../ir/graph.js";
 import { relPosTableRows } from "../ir/relpos.js";
-import { ConfigError } from "../ir/errors.js";
 import { type HostTensor, i32Tensor } from "../ir/tensor.js";
 import { type BeitConfig, checkVisionSpec, tokenWindow, type VisionModelSpec } from "./config.js";
 

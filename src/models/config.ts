@@ -1,6 +1,8 @@
+import { parseConfig } from "../config/schema.js";
 import { ConfigError } from "../ir/errors.js";
 import type { PaddingMode } from "../ir/pattern.js";
 import { TOKEN_ORDER_KINDS, type TokenOrderKind } from "./token-order.js";
+import { beitConfigSchema, visionSpecSchema } from "./vision/schema.js";
 
 /**
  * Architecture of the BEiT vision encoder as SViTT uses it, named after the reference's
@@ -104,6 +106,7 @@ export function keptTokenCount(keepRate: number, tokens: number): number {
 
 /** Checks a BEiT architecture; throws ConfigError naming the first bad field. */
 export function checkBeitConfig(config: BeitConfig, prefix = "model"): BeitConfig {
+  parseConfig(beitConfigSchema, config, prefix);
   const hidden = positiveInt(`${prefix}.hiddenSize`, config.hiddenSize);
   const heads = positiveInt(`${prefix}.numHeads`, config.numHeads);
   if (hidden % heads !== 0) {
@@ -140,6 +143,7 @@ export function checkBeitConfig(config: BeitConfig, prefix = "model"): BeitConfi
 
 /** Checks a whole vision spec, including sparsity settings against the layer count. */
 export function checkVisionSpec(spec: VisionModelSpec): VisionModelSpec {
+  parseConfig(visionSpecSchema, spec);
   const model = checkBeitConfig(spec.model);
   positiveInt("frames", spec.frames, 4096);
   positiveInt("batch", spec.batch, 4096);

@@ -1,3 +1,5 @@
+import type { z } from "zod";
+import type { FlagSpec } from "../config/flags.js";
 import type { Graph } from "../ir/graph.js";
 import type { HostTensor } from "../ir/tensor.js";
 import type { SparsityConfig } from "./config.js";
@@ -63,9 +65,15 @@ export interface ModelDefinition<Spec> {
    * checkpoint loads into every model by name.
    */
   readonly checkpointPrefix: string;
+  /** Types and ranges of every spec field (config files, flags and API callers). */
+  readonly schema: z.ZodType<Spec>;
+  /** The command-line flags that set spec fields (see src/config/flags.ts). */
+  readonly flags: readonly FlagSpec[];
+  /** Where the clip length sits in a spec (it picks the preset), or null for models without video. */
+  readonly framesPath: string | null;
   /** The full-size preset (BEiT-base / BERT-base as released) for a clip length. */
   preset(options: PresetOptions): Spec;
-  /** Checks a spec as a whole; throws ConfigError naming the field. */
+  /** Checks a spec as a whole (schema, then cross-field rules); throws ConfigError naming the field. */
   check(spec: Spec): Spec;
   /** One line saying what a spec is, e.g. "SViTT BEiT-base vision encoder, 8 frames". */
   describe(spec: Spec): string;

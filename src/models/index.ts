@@ -1,8 +1,8 @@
+import type { VisionModelSpec } from "./config.js";
 import type { ModelDefinition } from "./definition.js";
 import { type FusionModelSpec, fusionModel } from "./fusion/index.js";
 import { type RetrievalModelSpec, retrievalModel } from "./retrieval/index.js";
 import { type TextModelSpec, textModel } from "./text/index.js";
-import type { VisionModelSpec } from "./config.js";
 import { visionModel } from "./vision/index.js";
 
 /**

@@ -1,3 +1,4 @@
+import { parseConfig } from "../../config/schema.js";
 import { GraphBuilder } from "../../ir/builder.js";
 import { ConfigError } from "../../ir/errors.js";
 import type { TensorRef } from "../../ir/graph.js";
@@ -18,6 +19,7 @@ import { checkKeepRate, keptTokenCount, type VisionModelSpec } from "../config.j
 import type { CrossModalSparsity, ModelDefinition } from "../definition.js";
 import { visionPreset } from "../presets.js";
 import { checkBatch, MAX_TEXT_LENGTH, syntheticText } from "../text/index.js";
+import { FUSION_FLAGS, fusionSpecSchema } from "./schema.js";
 
 /** Everything needed to compile the fusion encoder and ITM head. */
 export interface FusionModelSpec {
@@ -58,6 +60,7 @@ export function checkCrossModal(
 }
 
 export function checkFusionSpec(spec: FusionModelSpec): FusionModelSpec {
+  parseConfig(fusionSpecSchema, spec);
   checkBertConfig(spec.text);
   checkBatch("batch", spec.batch);
   checkTextLength(spec.text, spec.textLength, "textLength");
@@ -116,6 +119,9 @@ export function fusionEncoder(
  */
 export const fusionModel: ModelDefinition<FusionModelSpec> = {
   name: "fusion",
+  schema: fusionSpecSchema,
+  flags: FUSION_FLAGS,
+  framesPath: null,
   summary:
     "SViTT multimodal encoder (BERT fusion layers + ITM head): text x video tokens -> match score",
   checkpointPrefix: "",

@@ -1,3 +1,4 @@
+import { parseConfig, underField } from "../../config/schema.js";
 import { GraphBuilder } from "../../ir/builder.js";
 import { ConfigError } from "../../ir/errors.js";
 import type { TensorRef } from "../../ir/graph.js";
@@ -25,6 +26,7 @@ import { syntheticClip } from "../init.js";
 import { visionPreset } from "../presets.js";
 import { checkBatch, MAX_TEXT_LENGTH, syntheticText, textEncoder } from "../text/index.js";
 import { visionSparsity } from "../vision/index.js";
+import { RETRIEVAL_FLAGS, retrievalSpecSchema } from "./schema.js";
 
 /**
  * The whole SViTT retrieval model (SingularityRetrieval, models/model_retrieval.py), as
@@ -60,7 +62,8 @@ export interface RetrievalModelSpec {
 export const EMBED_DIM = 256;
 
 export function checkRetrievalSpec(spec: RetrievalModelSpec): RetrievalModelSpec {
-  checkVisionSpec(spec.vision);
+  parseConfig(retrievalSpecSchema, spec);
+  underField("vision", () => checkVisionSpec(spec.vision));
   checkBertConfig(spec.text);
   if (spec.text.encoderWidth !== spec.vision.model.hiddenSize) {
     throw new ConfigError(
@@ -332,6 +335,9 @@ export function retrievalPreset(frames: number, variant: "svitt" | "dense"): Ret
 
 export const retrievalModel: ModelDefinition<RetrievalModelSpec> = {
   name: "retrieval",
+  schema: retrievalSpecSchema,
+  flags: RETRIEVAL_FLAGS,
+  framesPath: "vision.frames",
   summary: "the whole SViTT retrieval model: ITC similarities and ITM scores for videos x captions",
   checkpointPrefix: "",
   preset: ({ frames, variant }) => retrievalPreset(frames, variant),

@@ -1,5 +1,6 @@
-import { ConfigError } from "../../ir/errors.js";
+import { parseConfig } from "../../config/schema.js";
 import { GraphBuilder } from "../../ir/builder.js";
+import { ConfigError } from "../../ir/errors.js";
 import type { TensorRef } from "../../ir/graph.js";
 import { type HostTensor, i32Tensor } from "../../ir/tensor.js";
 import { Rng } from "../../patterns/random.js";
@@ -14,6 +15,7 @@ import {
   textLayers,
 } from "../bert.js";
 import { type ModelDefinition, NO_SPARSITY } from "../definition.js";
+import { TEXT_FLAGS, textSpecSchema } from "./schema.js";
 
 /** Max text length of the released retrieval configs (max_txt_l). */
 export const MAX_TEXT_LENGTH = 64;
@@ -35,6 +37,7 @@ export function checkBatch(field: string, value: unknown): number {
 }
 
 export function checkTextSpec(spec: TextModelSpec): TextModelSpec {
+  parseConfig(textSpecSchema, spec);
   checkBertConfig(spec.text);
   checkBatch("batch", spec.batch);
   checkTextLength(spec.text, spec.textLength, "textLength");
@@ -94,6 +97,9 @@ export const textModel: ModelDefinition<TextModelSpec> = {
   name: "text",
   summary: "SViTT text encoder (BERT): token ids -> text token embeddings",
   checkpointPrefix: "text_encoder.",
+  schema: textSpecSchema,
+  flags: TEXT_FLAGS,
+  framesPath: null,
   preset: () => ({ text: BERT_BASE, batch: 1, textLength: MAX_TEXT_LENGTH }),
   check: checkTextSpec,
   describe: (spec) =>

@@ -3,6 +3,7 @@ import { checkVisionSpec, tokenWindow, type VisionModelSpec } from "../config.js
 import type { ModelDefinition, ModelSparsity } from "../definition.js";
 import { syntheticClip } from "../init.js";
 import { visionPreset } from "../presets.js";
+import { VISION_FLAGS, visionSpecSchema } from "./schema.js";
 
 /** The sparsity sites of a vision encoder spec (see ModelSparsity). */
 export function visionSparsity(spec: VisionModelSpec): ModelSparsity["vision"] {
@@ -23,6 +24,9 @@ export const visionModel: ModelDefinition<VisionModelSpec> = {
   name: "vision",
   summary: "SViTT vision encoder (BEiT): pixels -> video tokens and pooled embedding",
   checkpointPrefix: "vision_encoder.",
+  schema: visionSpecSchema,
+  flags: VISION_FLAGS,
+  framesPath: "frames",
   preset: ({ frames, variant }) => visionPreset(frames, variant),
   check: checkVisionSpec,
   describe: (spec) =>
