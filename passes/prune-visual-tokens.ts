@@ -11,6 +11,9 @@
  * "visual_tokens.layerI", "visual_mask.layerI" and "visual_keep_idx.layerI" (indices
  * relative to the video tokens layer i saw, CLS excluded, as in the reference).
  *
+ * A graph without a visual mask (evaluation() passes an all-ones one, which adds nothing)
+ * prunes the tokens alone.
+ *
  * Declines: keep rate 1 inserts nothing. The video CLS token is always kept (the
  * reference hard-codes one visual CLS token).
  */
@@ -48,18 +51,15 @@ export function pruneVisualTokens(options: PruneVisualTokensOptions): Pass {
       }
       const videoNode = graph.nodes.find((n) => n.role === "visualTokens");
       const maskNode = graph.nodes.find((n) => n.role === "visualMask");
-      if (videoNode === undefined || maskNode === undefined) {
-        throw new ConfigError(
-          "sparsity.visualTokens",
-          `${graph.name} has no tagged video tokens and mask`,
-        );
+      if (videoNode === undefined) {
+        throw new ConfigError("sparsity.visualTokens", `${graph.name} has no tagged video tokens`);
       }
       // New-graph refs: the originals, and what later layers should read instead.
       let video: { original: TensorRef; current: TensorRef } | null = null;
       let mask: { original: TensorRef; current: TensorRef } | null = null;
       let prunedAfter = -1;
       return rewriteGraph(graph, (node, { builder, inputs }) => {
-        if (node.id === videoNode.id || node.id === maskNode.id) {
+        if (node.id === videoNode.id || node.id === maskNode?.id) {
           const [ref] = builder.add(node.op, inputs, node.attrs as never, node);
           if (node.id === videoNode.id) video = { original: ref!, current: ref! };
           else mask = { original: ref!, current: ref! };
@@ -81,10 +81,9 @@ export function pruneVisualTokens(options: PruneVisualTokensOptions): Pass {
         ) {
           return outputs;
         }
-        if (video === null || mask === null)
-          throw new RangeError("video tokens must precede cross-attention");
+        if (video === null) throw new RangeError("video tokens must precede cross-attention");
         const v: { original: TensorRef; current: TensorRef } = video;
-        const m: { original: TensorRef; current: TensorRef } = mask;
+        const m: { original: TensorRef; current: TensorRef } | null = mask;
         const layer = node.layer;
         const meta = (suffix: string) => ({
           name: `${node.name}.prune.${suffix}`,
@@ -100,21 +99,22 @@ export function pruneVisualTokens(options: PruneVisualTokensOptions): Pass {
         const videoTokens = builder.shapeOf(v.current)[1]!;
         const k = keptTokenCount(keepRate, videoTokens - VISUAL_CLS_TOKENS);
         const keep = builder.add1("topK", [scores], { k }, meta("topk"));
-        const maskRank = builder.shapeOf(m.current).length;
         v.current = builder.add1(
           "gather",
           [v.current, keep],
           { axis: 1, keepPrefix: VISUAL_CLS_TOKENS },
           meta("tokens"),
         );
-        m.current = builder.add1(
-          "gather",
-          [m.current, keep],
-          { axis: maskRank - 1, keepPrefix: VISUAL_CLS_TOKENS },
-          meta("mask"),
-        );
         builder.output(`visual_tokens.layer${layer}`, v.current);
-        builder.output(`visual_mask.layer${layer}`, m.current);
+        if (m !== null) {
+          m.current = builder.add1(
+            "gather",
+            [m.current, keep],
+            { axis: builder.shapeOf(m.current).length - 1, keepPrefix: VISUAL_CLS_TOKENS },
+            meta("mask"),
+          );
+          builder.output(`visual_mask.layer${layer}`, m.current);
+        }
         builder.output(`visual_keep_idx.layer${layer}`, keep);
         prunedAfter = layer;
         return outputs;

@@ -104,6 +104,8 @@ export function nodeCost(graph: Graph, node: AnyNode): NodeCost {
 }
 
 export interface LayerCost {
+  /** The layer stack ("vision", "text") in graphs with several; null otherwise. */
+  readonly stack: string | null;
   readonly layer: number;
   /** Tokens entering the layer (CLS included). */
   readonly tokensIn: number;
@@ -112,6 +114,8 @@ export interface LayerCost {
   readonly keysPerQuery: number;
   /** "dense" or the block pattern, for display. */
   readonly attention: string;
+  /** Visual tokens a fusion layer's cross-attention reads; null without cross-attention. */
+  readonly crossKeys: number | null;
   readonly linearMacs: number;
   readonly attentionMacs: number;
   readonly bytes: number;
@@ -134,9 +138,12 @@ export interface CostReport {
 }
 
 export function analyzeCost(graph: Graph): CostReport {
+  // Layers by (stack, layer): a retrieval graph numbers its vision and text layers from 0.
   const perLayer = new Map<
-    number,
+    string,
     {
+      stack: string | null;
+      layer: number;
       tokensIn: number;
       tokensOut: number;
       keysPerQuery: number;
@@ -144,6 +151,7 @@ export function analyzeCost(graph: Graph): CostReport {
       linear: number;
       attn: number;
       bytes: number;
+      crossKeys: number | null;
     }
   >();
   let linear = 0;
@@ -159,7 +167,10 @@ export function analyzeCost(graph: Graph): CostReport {
     else if (cost.kind === "attention") attention += cost.macs;
     else if (cost.kind === "embedding") embedding += cost.macs;
     if (node.layer === null) continue;
-    const entry = perLayer.get(node.layer) ?? {
+    const key = `${node.stack ?? ""}\u0000${node.layer}`;
+    const entry = perLayer.get(key) ?? {
+      stack: node.stack,
+      layer: node.layer,
       tokensIn: 0,
       tokensOut: 0,
       keysPerQuery: 0,
@@ -167,6 +178,7 @@ export function analyzeCost(graph: Graph): CostReport {
       linear: 0,
       attn: 0,
       bytes: 0,
+      crossKeys: null,
     };
     entry.bytes += cost.bytes;
     if (cost.kind === "linear") entry.linear += cost.macs;
@@ -178,19 +190,26 @@ export function analyzeCost(graph: Graph): CostReport {
         entry.tokensIn = q.shape[1]!;
         entry.keysPerQuery = cost.keysPerQuery ?? 0;
         entry.attention = isOp(node, "blockSparseAttention") ? "block-sparse" : "dense";
+      } else {
+        entry.crossKeys =
+          graph.nodes[node.inputs[1]!.node]!.outputs[node.inputs[1]!.output]!.shape[1]!;
       }
     }
     if (node.role === "layerOutput") entry.tokensOut = node.outputs[0]!.shape[1]!;
-    perLayer.set(node.layer, entry);
+    perLayer.set(key, entry);
   }
-  const layers = [...perLayer.entries()]
-    .sort(([a], [b]) => a - b)
-    .map(([layer, e]) => ({
-      layer,
+  // Stacks in graph order, layers ascending within each.
+  const stackOrder = [...new Set([...perLayer.values()].map((e) => e.stack))];
+  const layers = [...perLayer.values()]
+    .sort((a, b) => stackOrder.indexOf(a.stack) - stackOrder.indexOf(b.stack) || a.layer - b.layer)
+    .map((e) => ({
+      stack: e.stack,
+      layer: e.layer,
       tokensIn: e.tokensIn,
       tokensOut: e.tokensOut || e.tokensIn,
       keysPerQuery: e.keysPerQuery,
       attention: e.attention,
+      crossKeys: e.crossKeys,
       linearMacs: e.linear,
       attentionMacs: e.attn,
       bytes: e.bytes,

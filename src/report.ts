@@ -12,8 +12,9 @@ function pad(text: string, width: number, right = true): string {
 }
 
 export function formatCostTable(report: CostReport): string {
+  const stacks = report.layers.some((l) => l.stack !== null);
   const header = [
-    "layer",
+    stacks ? "stack layer" : "layer",
     "tokens in",
     "tokens out",
     "attention",
@@ -21,16 +22,19 @@ export function formatCostTable(report: CostReport): string {
     "linear GMAC",
     "attn GMAC",
   ];
-  const widths = [5, 9, 10, 12, 10, 11, 9];
+  const cross = report.layers.some((l) => l.crossKeys !== null);
+  const widths = [stacks ? 11 : 5, 9, 10, cross ? 20 : 12, 10, 11, 9];
   const row = (cells: string[]) => cells.map((c, i) => pad(c, widths[i]!, i !== 3)).join("  ");
   const lines = [row(header), widths.map((w) => "-".repeat(w)).join("  ")];
   for (const layer of report.layers) {
     lines.push(
       row([
-        String(layer.layer),
+        stacks ? `${layer.stack ?? ""} ${layer.layer}` : String(layer.layer),
         String(layer.tokensIn),
         String(layer.tokensOut),
-        layer.attention,
+        layer.crossKeys === null
+          ? layer.attention
+          : `${layer.attention} + x-attn ${layer.crossKeys}`,
         layer.keysPerQuery.toFixed(1),
         gmac(layer.linearMacs),
         gmac(layer.attentionMacs),

@@ -7,13 +7,18 @@ import {
 } from "../../backends/registry.js";
 import { SprigError } from "../ir/errors.js";
 import type { HostTensor } from "../ir/tensor.js";
+import { bindWeightFile, type WeightFile, type WeightLoadReport } from "../runtime/weight-file.js";
+import type { WeightStore } from "../runtime/weights.js";
 import type { VisionModelSpec } from "../models/config.js";
-import { initWeights, syntheticClip } from "../models/init.js";
-import { type CompiledModel, compileVision } from "./compile.js";
+import type { ModelDefinition } from "../models/definition.js";
+import { MODELS } from "../models/index.js";
+import { initWeights } from "../models/init.js";
+import { type CompiledModel, compileModel } from "./compile.js";
 
 /**
- * The main job: compile the vision encoder, give it seeded weights and a synthetic clip,
- * lower it to a backend and time repeated forwards.
+ * The main job, for any model: compile it, give it weights (seeded, or the caller's) and
+ * inputs (the model's synthetic clip and captions, or the caller's), lower it to a backend
+ * and time repeated forwards.
  */
 export interface RunOptions {
   /** Backend name; default: the fastest available here (FASTEST_FIRST). */
@@ -24,22 +29,30 @@ export interface RunOptions {
   readonly reps?: number;
   readonly warmup?: number;
   readonly seed?: number;
+  /** Weights by state_dict key (default: seeded, initWeights). */
+  readonly weights?: WeightStore;
+  /** A weights file to bind by name (see runtime/weight-file.ts); overrides `weights`. */
+  readonly weightFile?: WeightFile;
+  /** Inputs by name (default: the model's synthetic inputs). */
+  readonly inputs?: Readonly<Record<string, HostTensor>>;
   readonly onStage?: (stage: RunStage, detail: string) => void;
   readonly onRep?: (done: number, total: number, ms: number) => void;
 }
 
 export type RunStage = "compile" | "weights" | "lower" | "warmup" | "run" | "done";
 
-export interface RunResult {
+export interface RunResult<Spec = unknown> {
   readonly backend: string;
   readonly backendDetail: string;
-  readonly compiled: CompiledModel;
+  readonly compiled: CompiledModel<Spec>;
   readonly stageMs: Readonly<Record<"compile" | "weights" | "lower" | "warmup", number>>;
   readonly runMs: readonly number[];
   readonly medianMs: number;
   readonly minMs: number;
   readonly maxMs: number;
   readonly peakRssMb: number;
+  /** What was loaded from `weightFile`; null for seeded or given weights. */
+  readonly weightReport: WeightLoadReport | null;
   readonly outputs: Readonly<Record<string, HostTensor>>;
 }
 
@@ -82,10 +95,12 @@ function peakRssMb(): number {
   return process.resourceUsage().maxRSS / 1024;
 }
 
-export async function runVision(
-  spec: VisionModelSpec,
+/** Compiles `spec` of `model` and times it on a backend (see RunOptions). */
+export async function runModel<Spec>(
+  model: ModelDefinition<Spec>,
+  spec: Spec,
   options: RunOptions = {},
-): Promise<RunResult> {
+): Promise<RunResult<Spec>> {
   const reps = options.reps ?? 5;
   const warmup = options.warmup ?? 1;
   if (!(Number.isInteger(reps) && reps >= 1))
@@ -98,16 +113,23 @@ export async function runVision(
     options.kernels === undefined ? {} : { kernels: options.kernels },
   );
 
-  stage("compile", `${spec.frames} frames`);
+  stage("compile", model.describe(spec));
   let t = performance.now();
-  const compiled = compileVision(spec);
+  const compiled = compileModel(model, spec);
   const compileMs = performance.now() - t;
 
-  stage("weights", "seeded weights and a synthetic clip");
-  t = performance.now();
   const seed = options.seed ?? 0;
-  const weights = initWeights(compiled.graph, seed);
-  const inputs = syntheticClip(compiled.graph, seed);
+  stage(
+    "weights",
+    `${options.weightFile !== undefined ? options.weightFile.path : options.weights === undefined ? "seeded weights" : "given weights"} and ${options.inputs === undefined ? "synthetic inputs" : "given inputs"}`,
+  );
+  t = performance.now();
+  const bound =
+    options.weightFile === undefined
+      ? null
+      : bindWeightFile(compiled.graph, options.weightFile, model.checkpointPrefix);
+  const weights = bound?.weights ?? options.weights ?? initWeights(compiled.graph, seed);
+  const inputs = options.inputs ?? model.syntheticInputs(compiled.graph, spec, seed);
   const weightsMs = performance.now() - t;
 
   stage("lower", backend.name);
@@ -144,9 +166,18 @@ export async function runVision(
       minMs: Math.min(...runMs),
       maxMs: Math.max(...runMs),
       peakRssMb: peakRssMb(),
+      weightReport: bound?.report ?? null,
       outputs,
     };
   } finally {
     executable.dispose();
   }
+}
+
+/** The vision encoder's main job (runModel of the vision model). */
+export function runVision(
+  spec: VisionModelSpec,
+  options: RunOptions = {},
+): Promise<RunResult<VisionModelSpec>> {
+  return runModel(MODELS.vision, spec, options);
 }

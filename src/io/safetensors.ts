@@ -11,9 +11,12 @@
  * with offsets relative to the start of the data section, plus an optional reserved key
  * `"__metadata__"` holding a string-to-string map.
  *
- * sprig computes in float32 and indexes with int32 (see dtype.ts), so the reader accepts
- * F32, I32 and I64; I64 is narrowed to int32 and every value is range-checked, because
+ * sprig computes in float32 and indexes with int32 (see dtype.ts). The reader accepts F32,
+ * I32, I64, F16, BF16 and U8 and, for HostTensor results, widens F16 and BF16 exactly to
+ * f32 and U8 to i32, and narrows I64 to int32 with every value range-checked, because
  * PyTorch stores index tensors as int64 and a silent wrap-around would corrupt gathers.
+ * `parseSafetensorsFile` instead keeps F16, BF16 and U8 as stored (FileTensor: bit
+ * patterns / bytes), for callers that need the file's exact values.
  *
  * The reader trusts nothing in the file. Before any tensor is decoded it checks:
  *   - the file holds the 8-byte length prefix; the header length is non-zero, at most
@@ -31,24 +34,48 @@
  * size.
  *
  * The writer emits F32 for f32 and I64 for i32 (so index tensors round-trip with PyTorch),
- * lists header entries sorted by name, pads the header with spaces to a multiple of 8
- * bytes and lays the data out contiguously: all I64 tensors first, then all F32 tensors,
- * each group sorted by name. The data section starts 8-aligned and every I64 tensor is a
- * multiple of 8 bytes long, so every tensor starts aligned to its element size without
- * any gap; the reference implementation rejects files with gaps.
+ * and F16, BF16 and U8 for FileTensors (raw bit patterns / bytes, e.g. weights converted
+ * to float16). It lists header entries sorted by name, pads the header with spaces to a
+ * multiple of 8 bytes and lays the data out contiguously by element size, largest first:
+ * I64, F32, F16, BF16, U8, each group sorted by name. The data section starts 8-aligned
+ * and each group's length is a multiple of its element size, hence of every smaller one,
+ * so every tensor starts aligned to its element size without any gap; the reference
+ * implementation rejects files with gaps.
  */
 
 import { readFile } from "node:fs/promises";
 import { writeFileAtomic } from "./atomic.js";
 import { SafetensorsError } from "../ir/errors.js";
 import { f32Tensor, formatShape, type HostTensor, i32Tensor, numElements } from "../ir/tensor.js";
+import { bfloat16BitsToFloat32, float16BitsToFloat32 } from "./half.js";
 
 export interface SafetensorsFile {
   tensors: Map<string, HostTensor>;
   metadata: Record<string, string>;
 }
 
-type TensorInput = ReadonlyMap<string, HostTensor> | Record<string, HostTensor>;
+/**
+ * A tensor kept in a file dtype sprig does not compute in: F16 / BF16 as 16-bit bit
+ * patterns, U8 as bytes. Row-major like HostTensor.
+ */
+export type FileTensor =
+  | {
+      readonly dtype: "F16" | "BF16";
+      readonly shape: readonly number[];
+      readonly data: Uint16Array;
+    }
+  | { readonly dtype: "U8"; readonly shape: readonly number[]; readonly data: Uint8Array };
+
+/** What the writer takes, and parseSafetensorsFile returns: either kind of tensor. */
+export type StoredTensor = HostTensor | FileTensor;
+
+/** Like SafetensorsFile, with F16 / BF16 / U8 tensors kept as stored. */
+export interface SafetensorsFileExact {
+  tensors: Map<string, StoredTensor>;
+  metadata: Record<string, string>;
+}
+
+type TensorInput = ReadonlyMap<string, StoredTensor> | Record<string, StoredTensor>;
 
 /** The reserved header key for free-form string metadata. */
 const METADATA_KEY = "__metadata__";
@@ -63,7 +90,7 @@ const MAX_HEADER_BYTES = 100_000_000;
 const IN_MEMORY_LABEL = "<serialized safetensors>";
 
 /** The file dtypes the reader accepts, with their element size in bytes. */
-const ELEMENT_BYTES = { F32: 4, I32: 4, I64: 8 } as const;
+const ELEMENT_BYTES = { F32: 4, I32: 4, I64: 8, F16: 2, BF16: 2, U8: 1 } as const;
 type FileDType = keyof typeof ELEMENT_BYTES;
 const SUPPORTED_DTYPES = Object.keys(ELEMENT_BYTES).join(", ");
 
@@ -87,16 +114,23 @@ interface TensorEntry {
 // Reading
 // ---------------------------------------------------------------------------------------
 
-/** Reads and validates a safetensors file. */
+/** Reads and validates a safetensors file; tensors come back as sprig's f32 / i32. */
 export async function readSafetensors(path: string): Promise<SafetensorsFile> {
-  let bytes: Uint8Array;
+  return parseSafetensors(await readBytes(path), path);
+}
+
+/** Reads and validates a safetensors file, keeping F16 / BF16 / U8 tensors as stored. */
+export async function readSafetensorsFile(path: string): Promise<SafetensorsFileExact> {
+  return parseSafetensorsFile(await readBytes(path), path);
+}
+
+async function readBytes(path: string): Promise<Uint8Array> {
   try {
-    bytes = await readFile(path);
+    return await readFile(path);
   } catch (error) {
     const reason = (error as NodeJS.ErrnoException).code ?? (error as Error).message;
     throw new SafetensorsError(path, undefined, `cannot read file (${reason})`);
   }
-  return parseSafetensors(bytes, path);
 }
 
 /**
@@ -104,6 +138,34 @@ export async function readSafetensors(path: string): Promise<SafetensorsFile> {
  * tensors own fresh, aligned buffers and do not alias `bytes`.
  */
 export function parseSafetensors(bytes: Uint8Array, fileLabel: string): SafetensorsFile {
+  const { entries, data, metadata, fail } = parseLayout(bytes, fileLabel);
+  const tensors = new Map<string, HostTensor>();
+  for (const entry of entries) {
+    tensors.set(entry.name, decodeTensor(entry, data.subarray(entry.begin, entry.end), fail));
+  }
+  return { tensors, metadata };
+}
+
+/** Like parseSafetensors, but F16 / BF16 / U8 tensors stay as stored (FileTensor). */
+export function parseSafetensorsFile(bytes: Uint8Array, fileLabel: string): SafetensorsFileExact {
+  const { entries, data, metadata, fail } = parseLayout(bytes, fileLabel);
+  const tensors = new Map<string, StoredTensor>();
+  for (const entry of entries) {
+    const raw = data.subarray(entry.begin, entry.end);
+    tensors.set(entry.name, decodeStored(entry, raw) ?? decodeTensor(entry, raw, fail));
+  }
+  return { tensors, metadata };
+}
+
+interface Layout {
+  readonly entries: readonly TensorEntry[];
+  readonly data: Uint8Array;
+  readonly metadata: Record<string, string>;
+  readonly fail: Fail;
+}
+
+/** Validates the prefix, header and every entry; decodes nothing. */
+function parseLayout(bytes: Uint8Array, fileLabel: string): Layout {
   const fail: Fail = (tensor, detail) => {
     throw new SafetensorsError(fileLabel, tensor, detail);
   };
@@ -141,12 +203,7 @@ export function parseSafetensors(bytes: Uint8Array, fileLabel: string): Safetens
     }
   }
   checkNoOverlap(entries, fail);
-
-  const tensors = new Map<string, HostTensor>();
-  for (const entry of entries) {
-    tensors.set(entry.name, decodeTensor(entry, data.subarray(entry.begin, entry.end), fail));
-  }
-  return { tensors, metadata };
+  return { entries, data, metadata, fail };
 }
 
 function parseHeaderJson(headerBytes: Uint8Array, fail: Fail): Record<string, unknown> {
@@ -285,9 +342,41 @@ function decodeTensor(entry: TensorEntry, raw: Uint8Array, fail: Fail): HostTens
       return i32Tensor(entry.shape, readWordsLittleEndian(raw));
     case "I64":
       return i32Tensor(entry.shape, narrowInt64(entry.name, raw, fail));
+    case "F16":
+      return f32Tensor(entry.shape, float16BitsToFloat32(readHalfWordsLittleEndian(raw)));
+    case "BF16":
+      return f32Tensor(entry.shape, bfloat16BitsToFloat32(readHalfWordsLittleEndian(raw)));
+    case "U8":
+      return i32Tensor(entry.shape, Int32Array.from(raw));
     default:
       return entry.dtype satisfies never;
   }
+}
+
+/** F16 / BF16 / U8 as stored; undefined for the dtypes HostTensor holds as they are. */
+function decodeStored(entry: TensorEntry, raw: Uint8Array): FileTensor | undefined {
+  switch (entry.dtype) {
+    case "F16":
+    case "BF16":
+      return { dtype: entry.dtype, shape: entry.shape, data: readHalfWordsLittleEndian(raw) };
+    case "U8":
+      // A copy (not raw.slice(), a view when the bytes are a Buffer).
+      return { dtype: "U8", shape: entry.shape, data: new Uint8Array(raw) };
+    default:
+      return undefined;
+  }
+}
+
+/** Like readWordsLittleEndian, for 16-bit words. */
+function readHalfWordsLittleEndian(raw: Uint8Array): Uint16Array {
+  const words = new Uint16Array(raw.byteLength / 2);
+  if (HOST_IS_LITTLE_ENDIAN) {
+    new Uint8Array(words.buffer).set(raw);
+  } else {
+    const view = new DataView(raw.buffer, raw.byteOffset, raw.byteLength);
+    for (let i = 0; i < words.length; i++) words[i] = view.getUint16(2 * i, true);
+  }
+  return words;
 }
 
 /**
@@ -359,10 +448,25 @@ export async function writeSafetensors(
 
 interface PlannedTensor {
   readonly name: string;
-  readonly tensor: HostTensor;
-  readonly fileDType: "F32" | "I64";
+  readonly tensor: StoredTensor;
+  readonly fileDType: WrittenDType;
   readonly byteLength: number;
   begin: number;
+}
+
+/** Written dtypes in data-section order: largest element first, so nothing needs padding. */
+const WRITE_ORDER = ["I64", "F32", "F16", "BF16", "U8"] as const;
+type WrittenDType = (typeof WRITE_ORDER)[number];
+
+function writtenDType(tensor: StoredTensor): WrittenDType {
+  switch (tensor.dtype) {
+    case "f32":
+      return "F32";
+    case "i32":
+      return "I64";
+    default:
+      return tensor.dtype;
+  }
 }
 
 function serialize(
@@ -374,22 +478,22 @@ function serialize(
     throw new SafetensorsError(label, tensor, detail);
   };
 
-  const input: [string, HostTensor][] = isMap(tensors)
+  const input: [string, StoredTensor][] = isMap(tensors)
     ? [...tensors.entries()]
     : Object.entries(tensors);
   const byName = input.sort(([a], [b]) => compareStrings(a, b));
 
   const planned: PlannedTensor[] = byName.map(([name, tensor]) => {
     checkWritable(name, tensor, fail);
-    const fileDType = tensor.dtype === "f32" ? "F32" : "I64";
+    const fileDType = writtenDType(tensor);
     const byteLength = tensor.data.length * ELEMENT_BYTES[fileDType];
     return { name, tensor, fileDType, byteLength, begin: 0 };
   });
 
-  // I64 before F32: the data section starts 8-aligned and I64 tensors are multiples of 8
-  // bytes, so every tensor lands aligned to its element size with no gaps.
+  // Largest elements first: the data section starts 8-aligned and each group's length is
+  // a multiple of its element size, so every tensor lands aligned with no gaps.
   let dataBytes = 0;
-  for (const fileDType of ["I64", "F32"] as const) {
+  for (const fileDType of WRITE_ORDER) {
     for (const entry of planned) {
       if (entry.fileDType !== fileDType) continue;
       entry.begin = dataBytes;
@@ -408,14 +512,27 @@ function serialize(
   return output;
 }
 
-function checkWritable(name: string, tensor: HostTensor, fail: Fail): void {
+/** The typed array each writable dtype's data must be. */
+const DATA_ARRAYS = {
+  f32: Float32Array,
+  i32: Int32Array,
+  F16: Uint16Array,
+  BF16: Uint16Array,
+  U8: Uint8Array,
+} as const;
+
+function checkWritable(name: string, tensor: StoredTensor, fail: Fail): void {
   if (name === METADATA_KEY) fail(name, `"${METADATA_KEY}" is reserved for metadata`);
-  // HostTensor rules this out statically; check anyway for callers outside TypeScript.
+  // The types rule this out statically; check anyway for callers outside TypeScript.
   const dtype: unknown = tensor.dtype;
-  if (dtype !== "f32" && dtype !== "i32") {
-    fail(name, `cannot write dtype ${JSON.stringify(dtype)}; expected f32 or i32`);
+  if (typeof dtype !== "string" || !Object.hasOwn(DATA_ARRAYS, dtype)) {
+    fail(
+      name,
+      `cannot write dtype ${JSON.stringify(dtype)}; expected f32 or i32 (HostTensor) ` +
+        `or F16, BF16, U8 (FileTensor)`,
+    );
   }
-  const expectedArray = tensor.dtype === "f32" ? Float32Array : Int32Array;
+  const expectedArray = DATA_ARRAYS[tensor.dtype];
   if (!(tensor.data instanceof expectedArray)) {
     fail(name, `${tensor.dtype} tensor data must be a ${expectedArray.name}`);
   }
@@ -466,6 +583,14 @@ function encodeHeader(
 
 function writeTensorData(entry: PlannedTensor, target: Uint8Array): void {
   const { tensor } = entry;
+  if (tensor.dtype === "U8") {
+    target.set(tensor.data);
+    return;
+  }
+  if (tensor.dtype === "F16" || tensor.dtype === "BF16") {
+    writeHalfWordsLittleEndian(tensor.data, target);
+    return;
+  }
   if (tensor.dtype === "f32") {
     // View the floats as 32-bit words so their bits are copied exactly (NaN payloads too).
     const words = new Int32Array(tensor.data.buffer, tensor.data.byteOffset, tensor.data.length);
@@ -482,6 +607,15 @@ function writeTensorData(entry: PlannedTensor, target: Uint8Array): void {
   writeWordsLittleEndian(words, target);
 }
 
+function writeHalfWordsLittleEndian(words: Uint16Array, target: Uint8Array): void {
+  if (HOST_IS_LITTLE_ENDIAN) {
+    target.set(new Uint8Array(words.buffer, words.byteOffset, words.byteLength));
+  } else {
+    const view = new DataView(target.buffer, target.byteOffset, target.byteLength);
+    for (let i = 0; i < words.length; i++) view.setUint16(2 * i, words[i]!, true);
+  }
+}
+
 function writeWordsLittleEndian(words: Int32Array, target: Uint8Array): void {
   if (HOST_IS_LITTLE_ENDIAN) {
     target.set(new Uint8Array(words.buffer, words.byteOffset, words.byteLength));
@@ -495,7 +629,7 @@ function writeWordsLittleEndian(words: Int32Array, target: Uint8Array): void {
 // Helpers
 // ---------------------------------------------------------------------------------------
 
-function isMap(tensors: TensorInput): tensors is ReadonlyMap<string, HostTensor> {
+function isMap(tensors: TensorInput): tensors is ReadonlyMap<string, StoredTensor> {
   return tensors instanceof Map;
 }
 

@@ -73,6 +73,8 @@ export interface ModelDefinition<Spec> {
   readonly framesPath: string | null;
   /** The full-size preset (BEiT-base / BERT-base as released) for a clip length. */
   preset(options: PresetOptions): Spec;
+  /** The same spec without any sparsity: the dense baseline reports compare with. */
+  dense(spec: Spec): Spec;
   /** Checks a spec as a whole (schema, then cross-field rules); throws ConfigError naming the field. */
   check(spec: Spec): Spec;
   /** One line saying what a spec is, e.g. "SViTT BEiT-base vision encoder, 8 frames". */

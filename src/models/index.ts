@@ -30,3 +30,11 @@ export const MODEL_NAMES = Object.keys(MODELS) as ModelName[];
 export function isModelName(name: string): name is ModelName {
   return Object.hasOwn(MODELS, name);
 }
+
+/**
+ * A model by name with its spec type erased, for generic callers (the CLI) that only pass
+ * a spec from the definition's own preset and schema back to the same definition.
+ */
+export function modelByName(name: ModelName): ModelDefinition<unknown> {
+  return MODELS[name] as unknown as ModelDefinition<unknown>;
+}

@@ -2,13 +2,15 @@ import { mkdir, readdir, readFile, rm, stat } from "node:fs/promises";
 import { join, resolve } from "node:path";
 import type { Command } from "commander";
 import { emitModule } from "../../../backends/gpujs/codegen/module.js";
-import { compileVision } from "../../api/compile.js";
+import { compileModel } from "../../api/compile.js";
+import { modelByName } from "../../models/index.js";
 import { debugLevelFromEnv, stderrSink } from "../../debug.js";
 import { writeFileAtomic } from "../../io/atomic.js";
 import { SprigError } from "../../ir/errors.js";
 import {
-  addSpecOptions,
-  type SpecFlags,
+  addModelOptions,
+  chosenModel,
+  type ModelFlags,
   specFromFlags,
   withConfigArgument,
 } from "../spec-options.js";
@@ -22,10 +24,10 @@ import {
  * error never leaves a partial module behind.
  */
 
-interface EmitFlags extends SpecFlags {
+type EmitFlags = ModelFlags & {
   readonly out: string;
   readonly force?: boolean;
-}
+};
 
 /** Entries of `dir`, or null when it does not exist. */
 async function entriesOf(dir: string): Promise<string[] | null> {
@@ -105,29 +107,27 @@ export async function writeModuleFiles(
 }
 
 export function registerEmit(program: Command): void {
-  addSpecOptions(
+  addModelOptions(
     program
       .command("emit")
       .argument("[config]", "JSON model config (same as --config)")
       .description(
-        "compile the vision encoder and write a standalone TypeScript module of gpu.js kernels for it",
+        "compile a model and write a standalone TypeScript module of gpu.js kernels for it",
       )
       .requiredOption("--out <dir>", "directory to write the module into (created if missing)")
       .option("--force", "write into a non-empty directory, replacing the module's files"),
   ).action(async (config: string | undefined, given: EmitFlags) => {
     const flags = withConfigArgument(config, given);
-    const spec = await specFromFlags(flags);
-    const compiled = compileVision(spec);
-    const variant = spec.sparsity.attention === null ? "dense" : "SViTT";
-    const emitted = emitModule(compiled, {
-      title: `${variant} vision encoder, ${spec.frames} frames, batch ${spec.batch}`,
-    });
+    const model = modelByName(chosenModel(flags));
+    const spec = await specFromFlags(model, flags);
+    const compiled = compileModel(model, spec);
+    const emitted = emitModule(compiled, { title: model.describe(spec) });
     if (debugLevelFromEnv() >= 3) {
       for (const kernel of emitted.program.kernels) {
         stderrSink(`gpujs kernel ${kernel.name}:\n${kernel.source}`);
       }
     }
-    const dir = resolve(flags.out);
+    const dir = resolve(String(flags.out));
     await writeModuleFiles(dir, emitted.files, flags.force === true);
     const launches = emitted.program.steps.filter((step) => step.kind === "launch").length;
     process.stdout.write(

@@ -1,36 +1,39 @@
 import type { Command } from "commander";
-import { compileVision } from "../../api/compile.js";
+import { compileModel } from "../../api/compile.js";
+import { getPath } from "../../config/merge.js";
 import { writeFileAtomic } from "../../io/atomic.js";
 import { printDot } from "../../ir/dot.js";
 import { printGraph } from "../../ir/print.js";
-import { DENSE_SPARSITY } from "../../models/presets.js";
+import { modelByName } from "../../models/index.js";
 import { formatCostTable, formatTimings, gmac } from "../../report.js";
-import { addSpecOptions, type SpecFlags, specFromFlags } from "../spec-options.js";
-
-function describeVariant(dense: boolean, frames: number): string {
-  return `${dense ? "dense" : "SViTT"} BEiT-base vision encoder, ${frames} frames`;
-}
+import { addModelOptions, chosenModel, type ModelFlags, specFromFlags } from "../spec-options.js";
 
 export function registerReport(program: Command): void {
-  addSpecOptions(
+  addModelOptions(
     program
       .command("report")
       .description(
-        "compile the vision encoder and print per-layer tokens, keys per query and MACs, dense vs sparse",
+        "compile a model and print per-layer tokens, keys per query and MACs, sparse vs dense",
       )
       .option("--json", "print one JSON object instead of tables"),
-  ).action(async (flags: SpecFlags & { json?: boolean }) => {
-    const spec = await specFromFlags(flags);
-    const compiled = compileVision(spec);
-    const dense = flags.dense ? compiled : compileVision({ ...spec, sparsity: DENSE_SPARSITY });
+  ).action(async (flags: ModelFlags & { json?: boolean }) => {
+    const name = chosenModel(flags);
+    const model = modelByName(name);
+    const spec = await specFromFlags(model, flags);
+    const compiled = compileModel(model, spec);
+    const dense = compileModel(model, model.dense(spec));
+    const hasSparsity = compiled.cost.totals.macs !== dense.cost.totals.macs;
     const ratio = compiled.cost.totals.macs / dense.cost.totals.macs;
     if (flags.json) {
       process.stdout.write(
         `${JSON.stringify(
           {
-            frames: spec.frames,
-            variant: flags.dense ? "dense" : "svitt",
-            sparsity: spec.sparsity,
+            model: name,
+            description: model.describe(spec),
+            spec,
+            variant: hasSparsity ? "svitt" : "dense",
+            ...(model.framesPath === null ? {} : { frames: getPath(spec, model.framesPath) }),
+            ...(name === "vision" ? { sparsity: getPath(spec, "sparsity") } : {}),
             layers: compiled.cost.layers,
             totals: compiled.cost.totals,
             dense_totals: dense.cost.totals,
@@ -43,12 +46,8 @@ export function registerReport(program: Command): void {
       );
       return;
     }
-    const lines = [
-      describeVariant(flags.dense === true, spec.frames),
-      "",
-      formatCostTable(compiled.cost),
-    ];
-    if (!flags.dense) {
+    const lines = [model.describe(spec), "", formatCostTable(compiled.cost)];
+    if (hasSparsity) {
       lines.push(
         `dense: ${gmac(dense.cost.totals.macs)} GMAC (attention ${gmac(dense.cost.totals.attentionMacs)}); sparse/dense = ${ratio.toFixed(3)}`,
       );
@@ -59,24 +58,26 @@ export function registerReport(program: Command): void {
 }
 
 export function registerCompile(program: Command): void {
-  addSpecOptions(
+  addModelOptions(
     program
       .command("compile")
-      .description("compile the vision encoder and print or save its graph")
+      .description("compile a model and print or save its graph")
       .option("--print", "print the compiled graph as text")
       .option("--dot <file>", "write the compiled graph in Graphviz DOT form")
       .option("--weights-in-dot", "draw weights and constants in the DOT graph"),
-  ).action(async (flags: SpecFlags & { print?: boolean; dot?: string; weightsInDot?: boolean }) => {
-    const spec = await specFromFlags(flags);
-    const compiled = compileVision(spec);
-    if (flags.dot !== undefined) {
-      await writeFileAtomic(
-        flags.dot,
-        `${printDot(compiled.graph, { withWeights: flags.weightsInDot === true })}\n`,
-      );
-    }
-    if (flags.print || flags.dot === undefined)
-      process.stdout.write(`${printGraph(compiled.graph)}\n`);
-    process.stderr.write(`${formatTimings(compiled.timings)}\n`);
-  });
+  ).action(
+    async (flags: ModelFlags & { print?: boolean; dot?: string; weightsInDot?: boolean }) => {
+      const model = modelByName(chosenModel(flags));
+      const compiled = compileModel(model, await specFromFlags(model, flags));
+      if (flags.dot !== undefined) {
+        await writeFileAtomic(
+          flags.dot,
+          `${printDot(compiled.graph, { withWeights: flags.weightsInDot === true })}\n`,
+        );
+      }
+      if (flags.print || flags.dot === undefined)
+        process.stdout.write(`${printGraph(compiled.graph)}\n`);
+      process.stderr.write(`${formatTimings(compiled.timings)}\n`);
+    },
+  );
 }

@@ -1,11 +1,16 @@
 import type { Command } from "commander";
 import { benchAttention } from "../../api/attention-bench.js";
-import { type RunStage, runVision } from "../../api/run.js";
+import { type RunStage, runModel } from "../../api/run.js";
 import { KERNEL_CHOICES, type KernelChoice } from "../../../backends/registry.js";
+import { getPath } from "../../config/merge.js";
+import { int, parseConfig } from "../../config/schema.js";
 import { ConfigError } from "../../ir/errors.js";
+import { modelByName } from "../../models/index.js";
+import { MAX_FRAMES } from "../../models/vision/schema.js";
 import { formatCostTable, formatTimings, gmac } from "../../report.js";
-import { addSpecOptions, type SpecFlags, specFromFlags } from "../spec-options.js";
+import { readWeightFile, summarizeWeightLoad } from "../../runtime/weight-file.js";
 import { progressReporter } from "../progress.js";
+import { addModelOptions, chosenModel, type ModelFlags, specFromFlags } from "../spec-options.js";
 
 function positive(field: string, text: string | undefined, fallback: number): number {
   if (text === undefined) return fallback;
@@ -35,12 +40,26 @@ const STAGE_LABEL: Record<RunStage, string> = {
   done: "done",
 };
 
+type RunFlags = ModelFlags & {
+  backend?: string;
+  threads?: string;
+  kernels?: string;
+  reps?: string;
+  warmup?: string;
+  weights?: string;
+  json?: boolean;
+};
+
 export function registerRun(program: Command): void {
-  addSpecOptions(
+  addModelOptions(
     program
       .command("run")
       .description(
-        "compile the SViTT vision encoder (default 8 frames), run it on a synthetic clip and time it",
+        "compile a model (default: the SViTT vision encoder at 8 frames), run it on synthetic inputs and time it",
+      )
+      .option(
+        "--weights <file>",
+        "weights by state_dict key: safetensors or a PyTorch .pth (default: seeded)",
       )
       .option("--backend <name>", "backend (default: the fastest available)")
       .option("--threads <n>", "intra-op threads where the backend has them")
@@ -48,74 +67,74 @@ export function registerRun(program: Command): void {
       .option("--reps <n>", "timed forwards", "5")
       .option("--warmup <n>", "untimed forwards first", "1")
       .option("--json", "print one JSON object"),
-  ).action(
-    async (
-      flags: SpecFlags & {
-        backend?: string;
-        threads?: string;
-        kernels?: string;
-        reps?: string;
-        warmup?: string;
-        json?: boolean;
-      },
-    ) => {
-      const spec = await specFromFlags(flags);
-      const reps = positive("reps", flags.reps, 5);
-      const warmup = flags.warmup === "0" ? 0 : positive("warmup", flags.warmup, 1);
-      const kernels = kernelChoice(flags.kernels);
-      const threads =
-        flags.threads === undefined ? undefined : positive("threads", flags.threads, 2);
-      const progress = progressReporter(reps);
-      const result = await runVision(spec, {
-        ...(flags.backend !== undefined ? { backend: flags.backend } : {}),
-        ...(threads !== undefined ? { threads } : {}),
-        ...(kernels !== undefined ? { kernels } : {}),
-        reps,
-        warmup,
-        onStage: (stage, detail) => progress.stage(`${STAGE_LABEL[stage]} ${detail}`),
-        onRep: (done, _total, ms) => progress.rep(done, ms),
-      });
-      progress.stop();
-      const { compiled } = result;
-      const variant = flags.dense ? "dense" : "svitt";
-      const tokensPerLayer = compiled.cost.layers.map((l) => l.tokensIn);
-      if (flags.json) {
-        process.stdout.write(
-          `${JSON.stringify({
-            backend: result.backend,
-            backend_detail: result.backendDetail,
-            frames: spec.frames,
-            batch: spec.batch,
-            variant,
-            tokens_per_layer: tokensPerLayer,
-            macs: compiled.cost.totals.macs,
-            gflops: (2 * compiled.cost.totals.macs) / (result.medianMs / 1000) / 1e9,
-            median_ms: result.medianMs,
-            min_ms: result.minMs,
-            max_ms: result.maxMs,
-            reps,
-            stage_ms: result.stageMs,
-            peak_rss_mb: result.peakRssMb,
-          })}\n`,
-        );
-        return;
-      }
-      const gflops = (2 * compiled.cost.totals.macs) / (result.medianMs / 1000) / 1e9;
+  ).action(async (flags: RunFlags) => {
+    const name = chosenModel(flags);
+    const model = modelByName(name);
+    const spec = await specFromFlags(model, flags);
+    const reps = positive("reps", flags.reps, 5);
+    const warmup = flags.warmup === "0" ? 0 : positive("warmup", flags.warmup, 1);
+    const kernels = kernelChoice(flags.kernels);
+    const threads = flags.threads === undefined ? undefined : positive("threads", flags.threads, 2);
+    const weightFile =
+      flags.weights === undefined ? undefined : await readWeightFile(flags.weights);
+    const progress = progressReporter(reps);
+    const result = await runModel(model, spec, {
+      ...(flags.backend !== undefined ? { backend: flags.backend } : {}),
+      ...(threads !== undefined ? { threads } : {}),
+      ...(kernels !== undefined ? { kernels } : {}),
+      ...(weightFile !== undefined ? { weightFile } : {}),
+      reps,
+      warmup,
+      onStage: (stage, detail) => progress.stage(`${STAGE_LABEL[stage]} ${detail}`),
+      onRep: (done, _total, ms) => progress.rep(done, ms),
+    });
+    progress.stop();
+    const { compiled } = result;
+    if (result.weightReport !== null && !flags.json) {
+      process.stderr.write(`sprig: ${summarizeWeightLoad(result.weightReport)}\n`);
+    }
+    const variant = flags.dense ? "dense" : "svitt";
+    const tokensPerLayer = compiled.cost.layers.map((l) => l.tokensIn);
+    const gflops = (2 * compiled.cost.totals.macs) / (result.medianMs / 1000) / 1e9;
+    const frames = model.framesPath === null ? undefined : getPath(spec, model.framesPath);
+    if (flags.json) {
       process.stdout.write(
-        [
-          `${variant === "svitt" ? "SViTT" : "dense"} BEiT-base vision encoder, ${spec.frames} frames, batch ${spec.batch}, on ${result.backend} (${result.backendDetail})`,
-          "",
-          formatCostTable(compiled.cost),
-          "",
-          formatTimings(compiled.timings),
-          `stages: compile ${result.stageMs.compile.toFixed(0)} ms, weights ${result.stageMs.weights.toFixed(0)} ms, lower ${result.stageMs.lower.toFixed(0)} ms, warmup ${result.stageMs.warmup.toFixed(0)} ms`,
-          `forward: median ${result.medianMs.toFixed(1)} ms (min ${result.minMs.toFixed(1)}, max ${result.maxMs.toFixed(1)}, ${reps} reps) = ${gflops.toFixed(1)} GFLOP/s on ${gmac(compiled.cost.totals.macs)} GMAC`,
-          `peak RSS: ${result.peakRssMb.toFixed(0)} MB`,
-          "",
-        ].join("\n"),
+        `${JSON.stringify({
+          model: name,
+          backend: result.backend,
+          backend_detail: result.backendDetail,
+          ...(frames !== undefined ? { frames } : {}),
+          ...(name === "vision" ? { batch: getPath(spec, "batch") } : {}),
+          variant,
+          description: model.describe(spec),
+          tokens_per_layer: tokensPerLayer,
+          macs: compiled.cost.totals.macs,
+          gflops,
+          median_ms: result.medianMs,
+          min_ms: result.minMs,
+          max_ms: result.maxMs,
+          reps,
+          stage_ms: result.stageMs,
+          peak_rss_mb: result.peakRssMb,
+          weights: result.weightReport ?? "seeded",
+        })}\n`,
       );
-    },
-  );
+      return;
+    }
+    process.stdout.write(
+      [
+        `${model.describe(spec)}, on ${result.backend} (${result.backendDetail})`,
+        "",
+        formatCostTable(compiled.cost),
+        "",
+        formatTimings(compiled.timings),
+        `stages: compile ${result.stageMs.compile.toFixed(0)} ms, weights ${result.stageMs.weights.toFixed(0)} ms, lower ${result.stageMs.lower.toFixed(0)} ms, warmup ${result.stageMs.warmup.toFixed(0)} ms`,
+        `forward: median ${result.medianMs.toFixed(1)} ms (min ${result.minMs.toFixed(1)}, max ${result.maxMs.toFixed(1)}, ${reps} reps) = ${gflops.toFixed(1)} GFLOP/s on ${gmac(compiled.cost.totals.macs)} GMAC`,
+        `peak RSS: ${result.peakRssMb.toFixed(0)} MB`,
+        "",
+      ].join("\n"),
+    );
+  });
 }
 
 export function registerBench(program: Command): void {
@@ -141,7 +160,11 @@ export function registerBench(program: Command): void {
       }) => {
         if (flags.op !== "attention")
           throw new ConfigError("op", `unknown operation "${flags.op}"; known: attention`);
-        const frames = positive("frames", flags.frames, 8);
+        const frames = parseConfig(
+          int(1, MAX_FRAMES),
+          /^\d+$/.test(flags.frames) ? Number(flags.frames) : flags.frames,
+          "frames",
+        );
         const kernels = kernelChoice(flags.kernels);
         const threads =
           flags.threads === undefined ? undefined : positive("threads", flags.threads, 2);

@@ -133,6 +133,7 @@ export const fusionModel: ModelDefinition<FusionModelSpec> = {
     crossModal: null,
   }),
   check: checkFusionSpec,
+  dense: (spec) => ({ ...spec, crossModal: null }),
   describe: (spec) =>
     `BERT fusion encoder + ITM head (${spec.text.numLayers - spec.text.fusionLayer} layers), ${spec.batch} pair${spec.batch === 1 ? "" : "s"}, ${spec.textLength} text x ${spec.visualTokens} visual tokens${spec.crossModal === null ? "" : `, visual keep ${spec.crossModal.keepRate} after layers ${spec.crossModal.layers.join(",")}`}`,
   build: (spec, options = {}) => {

@@ -11,7 +11,6 @@ import {
   checkTextLength,
   firstToken,
   TEXT_MASK_FILL,
-  VISUAL_MASK_FILL,
 } from "../bert.js";
 import { checkVisionSpec, type VisionModelSpec } from "../config.js";
 import type {
@@ -23,9 +22,9 @@ import type {
 } from "../definition.js";
 import { checkCrossModal, fusionEncoder, visionOutputTokens } from "../fusion/index.js";
 import { syntheticClip } from "../init.js";
-import { visionPreset } from "../presets.js";
+import { DENSE_SPARSITY, visionPreset } from "../presets.js";
 import { checkBatch, MAX_TEXT_LENGTH, syntheticText, textEncoder } from "../text/index.js";
-import { visionSparsity } from "../vision/index.js";
+import { describeVision, visionSparsity } from "../vision/index.js";
 import { RETRIEVAL_FLAGS, retrievalSpecSchema } from "./schema.js";
 
 /**
@@ -192,7 +191,6 @@ export function buildRetrievalModel(
       pairVideo.push(i);
       pairText.push(j);
     }
-  const pairs = pairVideo.length;
   const visualTokens = b.add1(
     "selectBatch",
     [video.videoEmbeds, indexConstant(b, "pairs.video", pairVideo)],
@@ -212,19 +210,9 @@ export function buildRetrievalModel(
     {},
     { name: "itm.text_mask" },
   );
-  // evaluation() passes an all-ones visual mask (additive 0); prune-visual-tokens needs a
-  // mask to thin alongside the tokens, so one is built only when pruning is on.
-  let visualMask: TensorRef | null = null;
-  if (spec.crossModal !== null) {
-    const lv = b.shapeOf(visualTokens)[1]!;
-    const ones = b.constant(
-      "itm.visual_mask",
-      i32Tensor([pairs, lv], new Int32Array(pairs * lv).fill(1)),
-    );
-    visualMask = b.add1("additiveMask", [ones], { fill: VISUAL_MASK_FILL }, { role: "visualMask" });
-  }
+  // evaluation() passes an all-ones visual mask, which adds 0 to every logit: no mask.
   const itm = b.inStack("text", () =>
-    fusionEncoder(b, pairTextEmbeds, pairTextMask, visualTokens, visualMask, spec.text, {
+    fusionEncoder(b, pairTextEmbeds, pairTextMask, visualTokens, null, spec.text, {
       diagnostics: options.diagnostics ?? false,
       outputPrefix: "fusion.",
     }),
@@ -292,21 +280,8 @@ export function retrievalParts(spec: RetrievalModelSpec, pairs: number): Retriev
   });
   const textMask = ib.input("attention_mask", { dtype: "i32", shape: [pairs, spec.textLength] });
   const additive = ib.add1("additiveMask", [textMask], { fill: TEXT_MASK_FILL });
-  let visualMask: TensorRef | null = null;
-  if (spec.crossModal !== null) {
-    const ones = ib.constant(
-      "itm.visual_mask",
-      i32Tensor([pairs, lv], new Int32Array(pairs * lv).fill(1)),
-    );
-    visualMask = ib.add1(
-      "additiveMask",
-      [ones],
-      { fill: VISUAL_MASK_FILL },
-      { role: "visualMask" },
-    );
-  }
   const itm = ib.inStack("text", () =>
-    fusionEncoder(ib, textEmbeds, additive, visual, visualMask, spec.text, { diagnostics: false }),
+    fusionEncoder(ib, textEmbeds, additive, visual, null, spec.text, { diagnostics: false }),
   );
   ib.output("itm_score", itm.score);
   ib.output("itm_logits", itm.logits);
@@ -342,8 +317,13 @@ export const retrievalModel: ModelDefinition<RetrievalModelSpec> = {
   checkpointPrefix: "",
   preset: ({ frames, variant }) => retrievalPreset(frames, variant),
   check: checkRetrievalSpec,
+  dense: (spec) => ({
+    ...spec,
+    vision: { ...spec.vision, sparsity: DENSE_SPARSITY },
+    crossModal: null,
+  }),
   describe: (spec) =>
-    `SViTT retrieval model (${spec.vision.sparsity.attention === null && spec.vision.sparsity.tokens === null ? "dense" : "sparse"} vision, ${spec.vision.frames} frames), ${spec.vision.batch} video${spec.vision.batch === 1 ? "" : "s"} x ${spec.texts} caption${spec.texts === 1 ? "" : "s"}`,
+    `SViTT retrieval model (${describeVision(spec.vision)}; BERT ${spec.text.numLayers} layers, fusion from ${spec.text.fusionLayer}), ${spec.vision.batch} video${spec.vision.batch === 1 ? "" : "s"} x ${spec.texts} caption${spec.texts === 1 ? "" : "s"}`,
   build: buildRetrievalModel,
   syntheticInputs: (graph, spec, seed) => ({
     ...syntheticClip(graph, seed),

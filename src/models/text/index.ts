@@ -102,6 +102,7 @@ export const textModel: ModelDefinition<TextModelSpec> = {
   framesPath: null,
   preset: () => ({ text: BERT_BASE, batch: 1, textLength: MAX_TEXT_LENGTH }),
   check: checkTextSpec,
+  dense: (spec) => spec,
   describe: (spec) =>
     `BERT text encoder (hidden ${spec.text.hiddenSize}, ${spec.text.fusionLayer} text layers), ${spec.batch} caption${spec.batch === 1 ? "" : "s"} of ${spec.textLength} tokens`,
   build: (spec, options = {}) => {

@@ -1,8 +1,8 @@
 import { buildVisionModel } from "../beit.js";
-import { checkVisionSpec, tokenWindow, type VisionModelSpec } from "../config.js";
+import { BEIT_BASE, checkVisionSpec, tokenWindow, type VisionModelSpec } from "../config.js";
 import type { ModelDefinition, ModelSparsity } from "../definition.js";
 import { syntheticClip } from "../init.js";
-import { visionPreset } from "../presets.js";
+import { DENSE_SPARSITY, visionPreset } from "../presets.js";
 import { VISION_FLAGS, visionSpecSchema } from "./schema.js";
 
 /** The sparsity sites of a vision encoder spec (see ModelSparsity). */
@@ -12,6 +12,19 @@ export function visionSparsity(spec: VisionModelSpec): ModelSparsity["vision"] {
     window: tokenWindow(spec.model, spec.frames),
     globalTokens: spec.model.numClsTokens,
   };
+}
+
+/** "SViTT BEiT-base vision encoder, 8 frames" (a non-base architecture says its size). */
+export function describeVision(spec: VisionModelSpec): string {
+  const dense = spec.sparsity.attention === null && spec.sparsity.tokens === null;
+  const base =
+    spec.model.hiddenSize === BEIT_BASE.hiddenSize &&
+    spec.model.numLayers === BEIT_BASE.numLayers &&
+    spec.model.imageSize === BEIT_BASE.imageSize
+      ? "BEiT-base"
+      : `BEiT (hidden ${spec.model.hiddenSize}, ${spec.model.numLayers} layers, ${spec.model.imageSize} px)`;
+  const batch = spec.batch === 1 ? "" : `, batch ${spec.batch}`;
+  return `${dense ? "dense" : "SViTT"} ${base} vision encoder, ${spec.frames} frames${batch}`;
 }
 
 /**
@@ -29,8 +42,8 @@ export const visionModel: ModelDefinition<VisionModelSpec> = {
   framesPath: "frames",
   preset: ({ frames, variant }) => visionPreset(frames, variant),
   check: checkVisionSpec,
-  describe: (spec) =>
-    `${spec.sparsity.attention === null && spec.sparsity.tokens === null ? "dense" : "SViTT"} BEiT vision encoder (hidden ${spec.model.hiddenSize}, ${spec.model.numLayers} layers), ${spec.frames} frames, batch ${spec.batch}`,
+  dense: (spec) => ({ ...spec, sparsity: DENSE_SPARSITY }),
+  describe: describeVision,
   build: (spec, options = {}) => ({
     graph: buildVisionModel(spec, { diagnostics: options.diagnostics ?? false }),
     sparsity: { vision: visionSparsity(spec), crossModal: null },
