@@ -26,6 +26,7 @@ import { buildBertLayer } from "../models/bert.js";
 import { checkBeitConfig, type SparsityConfig } from "../models/config.js";
 import type { ModelProgram, ModelSparsity } from "../models/definition.js";
 import { MODELS } from "../models/index.js";
+import type { RetrievalModelSpec } from "../models/retrieval/index.js";
 import { type TokenOrderKind, tokenOrder } from "../models/token-order.js";
 import { compileProgram } from "./compile.js";
 
@@ -61,7 +62,8 @@ interface CaseProgram {
   readonly rename: Readonly<Record<string, string>>;
 }
 
-function randomBlocksOf(testCase: ConformanceCase): Map<number, number[][]> {
+/** The explicit random blocks of a case, by vision layer. */
+export function randomBlocksOf(testCase: ConformanceCase): Map<number, number[][]> {
   const blocks = new Map<number, number[][]>();
   for (const [name, tensor] of testCase.tensors) {
     const match = /^pattern\.random_block_idx(?:\.layer(\d+))?$/.exec(name);
@@ -275,8 +277,8 @@ function record(testCase: ConformanceCase, key: string): Readonly<Record<string,
   return value as Record<string, unknown>;
 }
 
-/** The whole retrieval model from pixels and token ids (kind k), as evaluation() runs it. */
-function buildRetrievalCase(testCase: ConformanceCase): CaseProgram {
+/** The retrieval model spec a kind-k case describes (its sizes from the case's inputs). */
+export function retrievalSpecOfCase(testCase: ConformanceCase): RetrievalModelSpec {
   const pixels = requireInput(testCase, "pixel_values");
   const ids = requireInput(testCase, "input_ids");
   const visionDict = record(testCase, "vision_config");
@@ -306,6 +308,12 @@ function buildRetrievalCase(testCase: ConformanceCase): CaseProgram {
     embedDim,
     crossModal,
   };
+  return spec;
+}
+
+/** The whole retrieval model from pixels and token ids (kind k), as evaluation() runs it. */
+function buildRetrievalCase(testCase: ConformanceCase): CaseProgram {
+  const spec = retrievalSpecOfCase(testCase);
   const rename: Record<string, string> = {};
   const drops = spec.vision.sparsity.tokens?.dropAfter.length ?? 0;
   for (let j = 0; j < drops; j++) rename[`vision_token_idx.${j}`] = `token_idx.${j}`;

@@ -6,7 +6,7 @@
  * Callers bounds-check every range against `byteLength` before reading; `read` checks
  * again and throws a RangeError, which would mean a bug in sprig, not a bad file.
  */
-import { closeSync, fstatSync, openSync, readSync } from "node:fs";
+import { closeSync, constants, fstatSync, openSync, readSync } from "node:fs";
 import { CheckpointError } from "./checkpoint-error.js";
 
 export interface ByteSource {
@@ -50,15 +50,28 @@ export interface FileSource extends ByteSource {
   close(): void;
 }
 
-/** Opens `path` for positional reads. Errors are Node's (ENOENT, EISDIR, ...). */
+/**
+ * Opens `path` for positional reads. Only a regular file is read: the open does not
+ * block (so a FIFO never waits for a writer) and the type is checked on the opened
+ * descriptor, so a directory or device (/dev/zero) is refused before a byte is read.
+ * A failure is a CheckpointError naming the path and the system's reason.
+ */
 export function openFileSource(path: string): FileSource {
-  const fd = openSync(path, "r");
+  let fd: number;
+  try {
+    fd = openSync(path, constants.O_RDONLY | constants.O_NONBLOCK);
+  } catch (error) {
+    throw new CheckpointError(path, undefined, `cannot read file (${systemReason(error)})`);
+  }
   let byteLength: number;
   try {
-    byteLength = fstatSync(fd).size;
+    const info = fstatSync(fd);
+    if (!info.isFile()) throw new CheckpointError(path, undefined, "is not a regular file");
+    byteLength = info.size;
   } catch (error) {
     closeSync(fd);
-    throw error;
+    if (error instanceof CheckpointError) throw error;
+    throw new CheckpointError(path, undefined, `cannot read file (${systemReason(error)})`);
   }
   const source: FileSource = {
     byteLength,
@@ -85,4 +98,8 @@ export function openFileSource(path: string): FileSource {
     },
   };
   return source;
+}
+
+function systemReason(error: unknown): string {
+  return (error as NodeJS.ErrnoException).code ?? (error as Error).message;
 }

@@ -347,12 +347,10 @@ class Machine {
 
   /** A newline-terminated text operand (GLOBAL's module and name). */
   readLine(): string {
-    let end = this.data.indexOf(0x0a, this.position);
-    if (end < 0) {
-      this.requireBytes(this.data.byteLength - this.position + 1);
-      end = this.data.byteLength;
-    }
-    const text = this.readString(end - this.position);
+    const end = this.data.indexOf(0x0a, this.position);
+    // No newline: the operand runs past the end (at least one byte more is needed).
+    const length = end < 0 ? this.data.byteLength - this.position + 1 : end - this.position;
+    const text = this.readString(length);
     this.position++;
     return text;
   }
@@ -622,7 +620,9 @@ const OPCODE_LIST: readonly (readonly [
       // Frames only group opcodes for buffered reading; the data is already in memory, so
       // the length is checked and the opcodes inside run as usual.
       const length = m.readView(8).getBigUint64(0, true);
-      m.requireBytes(length > BigInt(Number.MAX_SAFE_INTEGER) ? Infinity : Number(length));
+      m.requireBytes(
+        length > BigInt(Number.MAX_SAFE_INTEGER) ? Number.POSITIVE_INFINITY : Number(length),
+      );
       return undefined;
     },
   ],
@@ -702,7 +702,11 @@ const OPCODE_LIST: readonly (readonly [
   [0x8c, "SHORT_BINUNICODE", (m) => void m.push(m.readString(m.readU8()))],
   [0x58, "BINUNICODE", (m) => void m.push(m.readString(m.readView(4).getUint32(0, true)))],
   [0x43, "SHORT_BINBYTES", (m) => void m.push(new Uint8Array(m.readBytes(m.readU8())))],
-  [0x42, "BINBYTES", (m) => void m.push(new Uint8Array(m.readBytes(m.readView(4).getUint32(0, true))))],
+  [
+    0x42,
+    "BINBYTES",
+    (m) => void m.push(new Uint8Array(m.readBytes(m.readView(4).getUint32(0, true)))),
+  ],
   [0x71, "BINPUT", (m) => void m.memoPut(m.readU8())],
   [0x72, "LONG_BINPUT", (m) => void m.memoPut(m.readView(4).getUint32(0, true))],
   [0x94, "MEMOIZE", (m) => void m.memoize()],

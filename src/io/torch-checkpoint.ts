@@ -23,7 +23,6 @@
  *     The pickles' total length is unknown until parsed, so a prefix of the file is read
  *     and doubled while a pickle runs past it.
  */
-import { SprigError } from "../ir/errors.js";
 import type { HostTensor } from "../ir/tensor.js";
 import { type ByteSource, bytesSource, openFileSource } from "./byte-source.js";
 import { CheckpointError, PickleTruncatedError } from "./checkpoint-error.js";
@@ -120,14 +119,7 @@ export function stateDictHostTensors(stateDict: TorchStateDict): Map<string, Hos
 }
 
 async function withFile<R>(path: string, read: (source: ByteSource) => R): Promise<R> {
-  let source: ReturnType<typeof openFileSource>;
-  try {
-    source = openFileSource(path);
-  } catch (error) {
-    if (error instanceof SprigError) throw error;
-    const reason = (error as NodeJS.ErrnoException).code ?? (error as Error).message;
-    throw new CheckpointError(path, undefined, `cannot read file (${reason})`);
-  }
+  const source = openFileSource(path);
   try {
     return read(source);
   } finally {
@@ -166,10 +158,19 @@ function loadStateDict(source: ByteSource, file: string): TorchStateDict {
   return { ...found, file, tensors };
 }
 
+/** Pickle's PROTO opcode: a legacy checkpoint starts with its first pickle. */
+const PICKLE_PROTO = 0x80;
+
 function openCheckpoint(source: ByteSource, file: string): OpenedCheckpoint {
-  return looksLikeZip(source)
-    ? openZipCheckpoint(source, file)
-    : openLegacyCheckpoint(source, file);
+  if (looksLikeZip(source)) return openZipCheckpoint(source, file);
+  if (source.byteLength > 0 && source.read(0, 1)[0] === PICKLE_PROTO) {
+    return openLegacyCheckpoint(source, file);
+  }
+  throw new CheckpointError(
+    file,
+    undefined,
+    "not a PyTorch checkpoint: neither a zip archive nor a pickle (legacy format)",
+  );
 }
 
 const PICKLE_SUFFIX = "data.pkl";

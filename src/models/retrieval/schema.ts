@@ -20,7 +20,12 @@ export const RETRIEVAL_FLAGS: readonly FlagSpec[] = [
   ...mountFlags(
     VISION_FLAGS.map((f) =>
       f.flag === "--batch"
-        ? { ...f, flag: "--videos", placeholder: "<Bv>", help: "videos per batch (default 1)" }
+        ? {
+            ...f,
+            flag: "--video-batch",
+            placeholder: "<Bv>",
+            help: "videos per batch of the video encoder (default 1)",
+          }
         : f,
     ),
     "vision",
