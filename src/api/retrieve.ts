@@ -61,6 +61,8 @@ export interface RetrieveOptions {
   readonly seed?: number;
   readonly compile?: CompileOptions;
   readonly onProgress?: (message: string) => void;
+  /** Only encode (sprig embed): no ITC matrix ranking, no ITM. */
+  readonly embeddingsOnly?: boolean;
 }
 
 export interface RetrieveTimings {
@@ -99,6 +101,9 @@ export interface RetrieveResult {
   readonly weightReport: WeightLoadReport | null;
   /** Per video: notes from preprocessing (padding of short videos). */
   readonly notes: readonly string[];
+  /** The normalised ITC embeddings [E] of each video and caption. */
+  readonly videoFeats: readonly Float32Array[];
+  readonly textFeats: readonly Float32Array[];
 }
 
 interface Part {
@@ -166,7 +171,7 @@ export async function retrieve(options: RetrieveOptions): Promise<RetrieveResult
   const compiled = {
     video: compileProgram(programs.video, options.compile),
     text: compileProgram(programs.text, options.compile),
-    itm: compileProgram(programs.itm, options.compile),
+    itm: options.embeddingsOnly ? null : compileProgram(programs.itm, options.compile),
   };
   const compileMs = performance.now() - t;
   t = performance.now();
@@ -197,8 +202,8 @@ export async function retrieve(options: RetrieveOptions): Promise<RetrieveResult
     parts.push(video);
     const text = await lower(compiled.text.graph, compiled.text.cost);
     parts.push(text);
-    const itm = await lower(compiled.itm.graph, compiled.itm.cost);
-    parts.push(itm);
+    const itm = compiled.itm === null ? null : await lower(compiled.itm.graph, compiled.itm.cost);
+    if (itm !== null) parts.push(itm);
     const lowerMs = performance.now() - t;
 
     // ---- videos: each encoded once ----
@@ -293,8 +298,8 @@ export async function retrieve(options: RetrieveOptions): Promise<RetrieveResult
     }
 
     // ---- ITM on each query's top k, every pair once ----
-    const i2tPairs = rerankPairs(sim, k);
-    const t2iPairs = rerankPairs(transpose(sim), k);
+    const i2tPairs = itm === null ? [] : rerankPairs(sim, k);
+    const t2iPairs = itm === null ? [] : rerankPairs(transpose(sim), k);
     const pairIndex = new Map<number, number>();
     const pairs: [number, number][] = [];
     const want = (v: number, c: number) => {
@@ -334,7 +339,7 @@ export async function retrieve(options: RetrieveOptions): Promise<RetrieveResult
         })(),
       };
       t = performance.now();
-      const out = await itm.executable.run(inputs);
+      const out = await itm!.executable.run(inputs);
       itmMs += performance.now() - t;
       for (let i = 0; i < chunk.length; i++) scores[first + i] = out.itm_score!.data[i]!;
       say(`scored ${Math.min(first + pairsPerBatch, pairs.length)}/${pairs.length} pairs with ITM`);
@@ -386,10 +391,12 @@ export async function retrieve(options: RetrieveOptions): Promise<RetrieveResult
       macs: {
         video: compiled.video.cost.totals.macs / vb,
         text: compiled.text.cost.totals.macs / tb,
-        pair: compiled.itm.cost.totals.macs / pairsPerBatch,
+        pair: compiled.itm === null ? 0 : compiled.itm.cost.totals.macs / pairsPerBatch,
       },
       weightReport,
       notes,
+      videoFeats,
+      textFeats,
     };
   } finally {
     for (const part of parts) part.executable.dispose();

@@ -2,7 +2,9 @@ import { Command, CommanderError } from "commander";
 import { SprigError } from "../ir/errors.js";
 import { registerEmit } from "./commands/emit.js";
 import { registerExport } from "./commands/export.js";
+import { registerPreprocess } from "./commands/preprocess.js";
 import { registerCompile, registerReport } from "./commands/report.js";
+import { registerEmbed, registerRetrieve } from "./commands/retrieve.js";
 import { registerBench, registerRun } from "./commands/run.js";
 import { registerVerify } from "./commands/verify.js";
 
@@ -13,7 +15,7 @@ import { registerVerify } from "./commands/verify.js";
 export function buildProgram(): Command {
   const program = new Command("sprig")
     .description(
-      "A graph compiler for sparse video transformers (SViTT): prune edges and nodes, then lower to kernels.",
+      "A graph compiler for sparse video-text transformers (SViTT): prune edges and nodes, then lower to kernels.",
     )
     .showHelpAfterError("(run sprig --help for usage)")
     .option(
@@ -21,6 +23,9 @@ export function buildProgram(): Command {
       "debug output on stderr: 1 pass timings, 2 graphs after passes, 3 kernel sources",
     );
   registerRun(program);
+  registerRetrieve(program);
+  registerEmbed(program);
+  registerPreprocess(program);
   registerBench(program);
   registerReport(program);
   registerCompile(program);

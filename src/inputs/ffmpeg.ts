@@ -96,20 +96,32 @@ export function runTool(
 }
 
 /**
- * The last non-empty line a tool printed, without the `file:/abs/path: ` prefix ffmpeg
- * puts before messages about its input (the error names the file already).
+ * The error lines a tool printed (it runs with `-v error`), cleaned for a one-line
+ * message: without the "[h264 @ 0x55...] " context prefix and without the
+ * "file:/abs/path: " prefix ffmpeg puts before messages about its input (the error names
+ * the file already).
  */
-export function lastStderrLine(run: ToolRun, inputUrl: string): string {
-  const lines = run.stderr
+export function stderrLines(run: ToolRun, inputUrl: string): string[] {
+  const prefix = `${inputUrl}: `;
+  return run.stderr
     .split(/\r?\n/)
-    .map((line) => line.trim())
+    .map((line) => line.trim().replace(/^\[[^\]]* @ 0x[0-9a-f]+\] /, ""))
+    .map((line) => (line.startsWith(prefix) ? line.slice(prefix.length) : line))
     .filter((line) => line.length > 0);
+}
+
+/**
+ * Why a run failed, in one line: the tool's last message, preceded by its first when they
+ * differ (ffmpeg often ends with a generic line after the one that says what was wrong).
+ */
+export function failureDetail(run: ToolRun, inputUrl: string): string {
+  const lines = stderrLines(run, inputUrl);
+  const first = lines[0];
   const last = lines.at(-1);
-  if (last === undefined) {
+  if (first === undefined || last === undefined) {
     return run.exitSignal !== null ? `killed by ${run.exitSignal}` : `exit code ${run.exitCode}`;
   }
-  const prefix = `${inputUrl}: `;
-  return last.startsWith(prefix) ? last.slice(prefix.length) : last;
+  return first === last ? last : `${first} (last message: ${last})`;
 }
 
 /** One decoded frame from a PPM stream: interleaved RGB, height x width x 3. */

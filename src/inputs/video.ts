@@ -43,10 +43,12 @@ import { extname, join, resolve } from "node:path";
 import { ConfigError } from "../ir/errors.js";
 import type { HostTensor } from "../ir/tensor.js";
 import {
-  lastStderrLine,
+  failureDetail,
   PpmStreamReader,
   type RgbFrame,
   runTool,
+  stderrLines,
+  type ToolRun,
   VideoError,
   type VideoTools,
 } from "./ffmpeg.js";
@@ -208,7 +210,7 @@ async function runProbe(
   formatArgs: readonly string[],
   entries: string,
   options: VideoTools,
-): Promise<ProbeResult> {
+): Promise<{ probe: ProbeResult; run: ToolRun }> {
   const countFrames = entries.includes("nb_read_frames") ? ["-count_frames"] : [];
   const args = ["-v", "error", ...formatArgs, "-select_streams", "v:0", ...countFrames];
   args.push("-show_entries", entries, "-of", "json", url);
@@ -227,10 +229,10 @@ async function runProbe(
     options.signal,
   );
   if (run.exitCode !== 0) {
-    throw new VideoError(path, `ffprobe cannot read it: ${lastStderrLine(run, url)}`);
+    throw new VideoError(path, `ffprobe cannot read it: ${failureDetail(run, url)}`);
   }
   try {
-    return JSON.parse(Buffer.concat(chunks).toString("utf8")) as ProbeResult;
+    return { probe: JSON.parse(Buffer.concat(chunks).toString("utf8")) as ProbeResult, run };
   } catch {
     throw new VideoError(path, "ffprobe's output is not JSON");
   }
@@ -244,29 +246,44 @@ function positiveInteger(value: unknown): number | undefined {
 }
 
 /** The stream's size, codec and pixel format, checked. */
-function streamFacts(path: string, stream: ProbeStream | undefined) {
+function streamFacts(path: string, stream: ProbeStream | undefined, run: ToolRun, url: string) {
   if (stream === undefined) throw new VideoError(path, "has no video stream");
   const width = positiveInteger(stream.width);
   const height = positiveInteger(stream.height);
   if (width === undefined || height === undefined) {
-    throw new VideoError(path, "ffprobe reports no frame size for its video stream");
+    const why = stderrLines(run, url)[0];
+    throw new VideoError(path, `cannot be decoded${why === undefined ? "" : `: ${why}`}`);
   }
   const codec = typeof stream.codec_name === "string" ? stream.codec_name : "unknown";
   const pixelFormat = typeof stream.pix_fmt === "string" ? stream.pix_fmt : "unknown";
   return { width, height, codec, pixelFormat };
 }
 
+/**
+ * Counting decodes the whole stream, so damage anywhere shows up here: any error ffprobe
+ * reports while decoding makes the file unreadable, as it is for the reference (PyAV
+ * raises InvalidDataError on a truncated H.264 packet, and the authors' dataset then
+ * substitutes another video). ffprobe itself would count the frames before the damage.
+ */
 async function probeVideoFile(path: string, options: VideoTools): Promise<VideoInfo> {
-  const probe = await runProbe(
+  const url = fileUrl(path);
+  const { probe, run } = await runProbe(
     path,
-    fileUrl(path),
+    url,
     [],
     "stream=codec_name,width,height,pix_fmt,nb_read_frames:format=format_name",
     options,
   );
-  const facts = streamFacts(path, probe.streams?.[0]);
+  const facts = streamFacts(path, probe.streams?.[0], run, url);
   const vlen = positiveInteger(probe.streams?.[0]?.nb_read_frames);
   if (vlen === undefined) throw new VideoError(path, "has a video stream but no frame decodes");
+  const damage = stderrLines(run, url)[0];
+  if (damage !== undefined) {
+    throw new VideoError(
+      path,
+      `is damaged: ${damage} (ffprobe decoded ${vlen} frames before or around it)`,
+    );
+  }
   const formatName = probe.format?.format_name;
   const container = typeof formatName === "string" ? formatName : "unknown";
   return { path, kind: "video", vlen, ...facts, container, frameFiles: [] };
@@ -311,14 +328,15 @@ async function probeFrameFolder(path: string, options: VideoTools): Promise<Vide
   if (first === undefined) {
     throw new VideoError(path, "is a directory without frame images (.png, .jpg, .jpeg)");
   }
-  const probe = await runProbe(
+  const url = fileUrl(first);
+  const { probe, run } = await runProbe(
     first,
-    fileUrl(first),
+    url,
     IMAGE_FORMAT,
     "stream=codec_name,width,height,pix_fmt",
     options,
   );
-  const facts = streamFacts(first, probe.streams?.[0]);
+  const facts = streamFacts(first, probe.streams?.[0], run, url);
   return {
     path,
     kind: "frames",
@@ -333,8 +351,8 @@ async function probeFrameFolder(path: string, options: VideoTools): Promise<Vide
 // Decoding
 // ---------------------------------------------------------------------------------------
 
-function megabytes(bytes: number): string {
-  return `${(bytes / 2 ** 20).toFixed(1)} MiB`;
+function formatBytes(bytes: number): string {
+  return bytes < 2 ** 20 ? `${bytes} bytes` : `${(bytes / 2 ** 20).toFixed(1)} MiB`;
 }
 
 /** Refuses a request for more than `maxBytes` before anything is decoded. */
@@ -342,7 +360,7 @@ function checkBudget(path: string, what: string, bytes: number, maxBytes: number
   if (bytes > maxBytes) {
     throw new VideoError(
       path,
-      `${what} would take ${megabytes(bytes)}, over the ${megabytes(maxBytes)} limit`,
+      `${what} would take ${formatBytes(bytes)}, over the ${formatBytes(maxBytes)} limit`,
     );
   }
 }
@@ -439,7 +457,7 @@ async function decodeWithFfmpeg(
     options.signal,
   );
   if (run.exitCode !== 0) {
-    throw new VideoError(file, `ffmpeg cannot decode it: ${lastStderrLine(run, url)}`);
+    throw new VideoError(file, `ffmpeg cannot decode it: ${failureDetail(run, url)}`);
   }
   if (received !== count || !reader.atFrameBoundary) {
     throw new VideoError(

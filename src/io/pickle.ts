@@ -202,11 +202,15 @@ const ALLOWED_GLOBALS: readonly (readonly [string, string, string, GlobalRole])[
   }),
 ];
 
-/** Keyed by JSON.stringify([module, name]), which no two different pairs share. */
+/**
+ * Keyed by JSON.stringify([module, name]), which no two different pairs share (joining
+ * with "." would not: module "torch", name "_utils._rebuild_tensor_v2"). The values are
+ * shared by every load, so they are frozen.
+ */
 const ALLOW_LIST: ReadonlyMap<string, PickleGlobal> = new Map(
   ALLOWED_GLOBALS.map(([module, name, qualified, role]) => [
     JSON.stringify([module, name]),
-    new PickleGlobal(qualified, role),
+    Object.freeze(new PickleGlobal(qualified, Object.freeze(role))),
   ]),
 );
 
@@ -284,8 +288,9 @@ class Machine {
 
   private finish(): PickleValue {
     if (this.marks.length > 0) this.fail(`${this.marks.length} MARK(s) still open at STOP`);
-    if (this.stack.length !== 1)
+    if (this.stack.length !== 1) {
       this.fail(`stack holds ${this.stack.length} values at STOP, not 1`);
+    }
     return this.stack[0]!;
   }
 
@@ -422,14 +427,16 @@ function asString(machine: Machine, value: StackItem, what: string): string {
 }
 
 function asTuple(machine: Machine, value: StackItem, what: string): PickleTuple {
-  if (!(value instanceof PickleTuple))
+  if (!(value instanceof PickleTuple)) {
     machine.fail(`${what} must be a tuple, got ${describe(value)}`);
+  }
   return value;
 }
 
 function asDict(machine: Machine, value: StackItem, what: string): PickleDict {
-  if (!(value instanceof PickleDict))
+  if (!(value instanceof PickleDict)) {
     machine.fail(`${what} must be a dict, got ${describe(value)}`);
+  }
   return value;
 }
 
@@ -470,8 +477,9 @@ function decodeLong(bytes: Uint8Array): number | bigint {
 
 function setItems(machine: Machine, dict: PickleDict, flat: readonly StackItem[]): void {
   if (flat.length % 2 !== 0) machine.fail("odd number of items for key/value pairs");
-  for (let i = 0; i < flat.length; i += 2)
+  for (let i = 0; i < flat.length; i += 2) {
     dict.items.set(asDictKey(machine, flat[i]!), flat[i + 1]!);
+  }
 }
 
 function reduce(machine: Machine): void {
@@ -490,8 +498,9 @@ function reduce(machine: Machine): void {
     case "default-dict": {
       const [factory, ...rest] = tuple.items;
       const isDict = factory instanceof PickleGlobal && factory.qualifiedName === "builtins.dict";
-      if (!isDict || rest.length > 0)
+      if (!isDict || rest.length > 0) {
         machine.fail("collections.defaultdict takes only (dict,) here");
+      }
       machine.push(new PickleDict("defaultdict"));
       return;
     }
@@ -552,8 +561,9 @@ function rebuildTensor(machine: Machine, args: readonly StackItem[]): TensorReci
 function persistentLoad(machine: Machine): void {
   const pid = asTuple(machine, machine.pop(), "persistent id");
   const [tag, type, key, location, numel, ...rest] = pid.items;
-  if (tag !== "storage")
+  if (tag !== "storage") {
     machine.fail(`persistent id must start with 'storage', got ${describe(tag ?? null)}`);
+  }
   if (!(type instanceof PickleGlobal) || type.role.kind !== "storage-type") {
     machine.fail(
       `persistent id: storage type must be a torch storage class, got ${describe(type ?? null)}`,
@@ -608,8 +618,9 @@ const OPCODE_LIST: readonly (readonly [
     "PROTO",
     (m) => {
       const protocol = m.readU8();
-      if (protocol < 2 || protocol > MAX_PROTOCOL)
+      if (protocol < 2 || protocol > MAX_PROTOCOL) {
         m.fail(`protocol ${protocol} is not supported (2 to ${MAX_PROTOCOL})`);
+      }
       return undefined;
     },
   ],

@@ -140,21 +140,24 @@ interface OpenedCheckpoint {
 function loadCheckpoint(source: ByteSource, file: string): TorchCheckpoint {
   const opened = openCheckpoint(source, file);
   const materialiser = new TensorMaterialiser(file, opened.storages, source.byteLength);
+  // State_dict entries first, so that their errors name the tensor; mapTensors then
+  // finds them among the materialiser's views.
+  const stateDict = findTensorDict(opened.root, isRecipe);
+  for (const [name, recipe] of stateDict?.tensors ?? []) materialiser.materialise(recipe, name);
   const root = mapTensors(opened.root, (recipe) => materialiser.materialise(recipe));
   return { file, format: opened.format, root };
 }
 
+const isRecipe = (value: unknown): value is TensorRecipe => value instanceof TensorRecipe;
+
 function loadStateDict(source: ByteSource, file: string): TorchStateDict {
   const opened = openCheckpoint(source, file);
-  const found = locateStateDict(
-    opened.root,
-    (value): value is TensorRecipe => value instanceof TensorRecipe,
-    file,
-  );
+  const found = locateStateDict(opened.root, isRecipe, file);
   const materialiser = new TensorMaterialiser(file, opened.storages, source.byteLength);
   const tensors = new Map<string, TorchTensor>();
-  for (const [name, recipe] of found.tensors)
+  for (const [name, recipe] of found.tensors) {
     tensors.set(name, materialiser.materialise(recipe, name));
+  }
   return { ...found, file, tensors };
 }
 
@@ -267,14 +270,17 @@ function parseLegacy(source: ByteSource, prefix: Uint8Array, file: string): Open
   const fail = (detail: string): never => {
     throw new CheckpointError(file, undefined, `legacy checkpoint: ${detail}`);
   };
-  if (magic !== LEGACY_MAGIC)
+  if (magic !== LEGACY_MAGIC) {
     fail("not a PyTorch checkpoint (no zip header, no legacy magic number)");
-  if (protocol !== LEGACY_PROTOCOL)
+  }
+  if (protocol !== LEGACY_PROTOCOL) {
     fail(`protocol version ${String(protocol)}, expected ${LEGACY_PROTOCOL}`);
+  }
   const littleEndian =
     sysInfo instanceof PickleDict ? sysInfo.items.get("little_endian") : undefined;
-  if (littleEndian !== true)
+  if (littleEndian !== true) {
     fail("only little-endian files are supported (sys_info.little_endian)");
+  }
   if (!Array.isArray(keys) || !keys.every((key) => typeof key === "string")) {
     fail("the storage key list must be a list of strings");
   }
@@ -329,11 +335,13 @@ function legacyStorages(
     };
     const ref = refs.get(key) ?? fail("is listed but no tensor refers to it");
     if (offsets.has(key)) fail("is listed twice");
-    if (offset + 8 > source.byteLength)
+    if (offset + 8 > source.byteLength) {
       fail(`element count at byte ${offset} is past the end of the file`);
+    }
     const count = new DataView(source.read(offset, 8).buffer).getBigUint64(0, true);
-    if (count !== BigInt(ref.numel))
+    if (count !== BigInt(ref.numel)) {
       fail(`file holds ${count} elements but the pickle declares ${ref.numel}`);
+    }
     const bytes = ref.numel * STORAGE_ELEMENT_BYTES[ref.dtype];
     if (offset + 8 + bytes > source.byteLength) {
       fail(
@@ -393,21 +401,16 @@ function asTensorDict<T>(
   return tensors;
 }
 
-function locateStateDict<T>(
+/** The state_dict and the metadata beside it, or undefined when there is none. */
+function findTensorDict<T>(
   root: PickleValue<T>,
   isTensor: (value: unknown) => value is T,
-  file: string,
-): LocatedStateDict<T> {
+): LocatedStateDict<T> | undefined {
   const topLevel = asTensorDict(root, isTensor);
-  if (topLevel !== undefined)
+  if (topLevel !== undefined) {
     return { location: "top level", tensors: topLevel, metadata: {}, skipped: [] };
-  if (!(root instanceof PickleDict)) {
-    throw new CheckpointError(
-      file,
-      undefined,
-      "the checkpoint's object is not a dict, so it holds no state_dict",
-    );
   }
+  if (!(root instanceof PickleDict)) return undefined;
   for (const key of STATE_DICT_KEYS) {
     const tensors = asTensorDict(root.items.get(key), isTensor);
     if (tensors === undefined) continue;
@@ -420,14 +423,26 @@ function locateStateDict<T>(
       else entries.push([String(name), json]);
     }
     // fromEntries defines own properties, so a key like "__proto__" stays a plain entry.
-    const metadata = Object.fromEntries(entries);
-    return { location: key, tensors, metadata, skipped };
+    return { location: key, tensors, metadata: Object.fromEntries(entries), skipped };
   }
-  const keys = [...root.items.keys()].map((key) => JSON.stringify(key)).join(", ");
+  return undefined;
+}
+
+function locateStateDict<T>(
+  root: PickleValue<T>,
+  isTensor: (value: unknown) => value is T,
+  file: string,
+): LocatedStateDict<T> {
+  const found = findTensorDict(root, isTensor);
+  if (found !== undefined) return found;
+  const keys =
+    root instanceof PickleDict
+      ? `top-level keys: ${[...root.items.keys()].map((key) => JSON.stringify(key)).join(", ")}`
+      : "the object is not a dict";
   throw new CheckpointError(
     file,
     undefined,
     `no state_dict: neither the object nor its "model" / "state_dict" entry is a dict of ` +
-      `tensors (top-level keys: ${keys})`,
+      `tensors (${keys})`,
   );
 }

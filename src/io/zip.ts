@@ -322,8 +322,9 @@ function resolveZip64Fields(
   }
   if (disk === U16_ESCAPE) {
     if (cursor + 4 > block.byteLength) fail(place, "zip64 extra field is too short");
-    if (blockView.getUint32(cursor, true) !== 0)
+    if (blockView.getUint32(cursor, true) !== 0) {
       fail(place, "multi-disk archives are not supported");
+    }
   } else if (disk !== 0) {
     fail(place, "multi-disk archives are not supported");
   }

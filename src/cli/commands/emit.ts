@@ -3,10 +3,10 @@ import { join, resolve } from "node:path";
 import type { Command } from "commander";
 import { emitModule } from "../../../backends/gpujs/codegen/module.js";
 import { compileModel } from "../../api/compile.js";
-import { modelByName } from "../../models/index.js";
 import { debugLevelFromEnv, stderrSink } from "../../debug.js";
 import { writeFileAtomic } from "../../io/atomic.js";
 import { SprigError } from "../../ir/errors.js";
+import { modelByName } from "../../models/index.js";
 import {
   addModelOptions,
   chosenModel,

@@ -1,7 +1,7 @@
 import type { Command } from "commander";
+import { KERNEL_CHOICES, type KernelChoice } from "../../../backends/registry.js";
 import { benchAttention } from "../../api/attention-bench.js";
 import { type RunStage, runModel } from "../../api/run.js";
-import { KERNEL_CHOICES, type KernelChoice } from "../../../backends/registry.js";
 import { getPath } from "../../config/merge.js";
 import { int, parseConfig } from "../../config/schema.js";
 import { ConfigError } from "../../ir/errors.js";

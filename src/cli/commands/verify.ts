@@ -1,7 +1,7 @@
 import type { Command } from "commander";
 import { loadBackend } from "../../../backends/registry.js";
 import { runCase } from "../../api/conformance.js";
-import { loadCase, listCases } from "../../conformance/case.js";
+import { listCases, loadCase } from "../../conformance/case.js";
 import { SprigError } from "../../ir/errors.js";
 
 export function registerVerify(program: Command): void {
