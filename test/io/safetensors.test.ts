@@ -7,8 +7,11 @@ import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { SafetensorsError } from "../../src/ir/errors.js";
 import { f32Tensor, type HostTensor, i32Tensor } from "../../src/ir/tensor.js";
 import {
+  type FileTensor,
   parseSafetensors,
+  parseSafetensorsFile,
   readSafetensors,
+  readSafetensorsFile,
   serializeSafetensors,
   writeSafetensors,
 } from "../../src/io/safetensors.js";
@@ -20,6 +23,9 @@ const CONFORMANCE_A1 = fileURLToPath(
 );
 const CONFORMANCE_F1 = fileURLToPath(
   new URL("../../../shared/conformance/f1_layer_full_768.safetensors", import.meta.url),
+);
+const CONFORMANCE_V1 = fileURLToPath(
+  new URL("../../../shared/conformance/inputs/v1_video_preprocess.safetensors", import.meta.url),
 );
 
 /** Assembles a file from a header (JSON value or raw text/bytes) and a data section. */
@@ -443,7 +449,7 @@ describe("malformed input", () => {
       expectParseError(singleTensor({ dtype: 4 }), "w", '"dtype" must be a string');
     });
 
-    it.each(["F16", "BF16", "F64", "U8", "I8", "I16", "BOOL", "f32", "F8_E4M3"])(
+    it.each(["F64", "I8", "I16", "U16", "BOOL", "f32", "f16", "F8_E4M3"])(
       "rejects unsupported dtype %s and lists the supported ones",
       (dtype) => {
         expectParseError(singleTensor({ dtype }), "w", `"${dtype}"`, "F32, I32, I64");
@@ -633,5 +639,134 @@ describe("writeSafetensors", () => {
     await expect(failure).rejects.toThrow(`${path}: tensor "bad"`);
     expect(await readFile(path, "utf8")).toBe("old contents");
     expect(await readdir(directory)).toEqual(["model.safetensors"]);
+  });
+});
+
+describe("F16, BF16 and U8", () => {
+  /** float16 bits to their value from the definition, in float64 arithmetic. */
+  function float16Value(bits: number): number {
+    const sign = bits & 0x8000 ? -1 : 1;
+    const exponent = (bits >> 10) & 0x1f;
+    const mantissa = bits & 0x3ff;
+    if (exponent === 0x1f) return mantissa === 0 ? sign * Number.POSITIVE_INFINITY : Number.NaN;
+    if (exponent === 0) return sign * mantissa * 2 ** -24;
+    return sign * 2 ** (exponent - 15) * (1 + mantissa / 1024);
+  }
+
+  const allHalfBits = Uint16Array.from({ length: 1 << 16 }, (_, i) => i);
+  const fileTensors = (): Map<string, FileTensor | HostTensor> =>
+    new Map<string, FileTensor | HostTensor>([
+      ["half", { dtype: "F16", shape: [256, 256], data: allHalfBits }],
+      ["brain", { dtype: "BF16", shape: [3], data: Uint16Array.of(0x3f80, 0xc000, 0x7f80) }],
+      ["bytes", { dtype: "U8", shape: [5], data: Uint8Array.of(0, 1, 127, 128, 255) }],
+      ["odd.half", { dtype: "F16", shape: [1], data: Uint16Array.of(0x3c00) }],
+      ["empty.u8", { dtype: "U8", shape: [0], data: new Uint8Array(0) }],
+      ...sampleTensors(),
+    ]);
+
+  it("round-trips F16 / BF16 bit patterns and U8 bytes exactly", () => {
+    const file = parseSafetensorsFile(serializeSafetensors(fileTensors()), LABEL);
+    for (const [name, tensor] of fileTensors()) {
+      const got = file.tensors.get(name);
+      expect(got?.dtype, name).toBe(tensor.dtype);
+      expect(got?.shape, name).toEqual(tensor.shape);
+      expect(got?.data, name).toEqual(tensor.data);
+    }
+  });
+
+  it("widens F16 and BF16 exactly to f32 and U8 to i32 for HostTensors", () => {
+    const host = parseSafetensors(serializeSafetensors(fileTensors()), LABEL).tensors;
+    const half = host.get("half")!;
+    expect(half.dtype).toBe("f32");
+    const wrong = [...allHalfBits].filter((bits) => {
+      const expected = float16Value(bits);
+      const got = half.data[bits]!;
+      return Number.isNaN(expected) ? !Number.isNaN(got) : !Object.is(got, expected);
+    });
+    expect(wrong).toEqual([]);
+    expect(host.get("brain")).toEqual(
+      f32Tensor([3], Float32Array.of(1, -2, Number.POSITIVE_INFINITY)),
+    );
+    expect(host.get("bytes")).toEqual(i32Tensor([5], Int32Array.of(0, 1, 127, 128, 255)));
+    expectSameTensors(
+      new Map([...host].filter(([name]) => sampleTensors().has(name))),
+      sampleTensors(),
+    );
+  });
+
+  it("lays the data out by element size, largest first, aligned and without gaps", () => {
+    const file = serializeSafetensors(fileTensors());
+    const header = JSON.parse(headerText(file)) as Record<
+      string,
+      { dtype: string; data_offsets: [number, number] }
+    >;
+    const sizes: Record<string, number> = { I64: 8, F32: 4, F16: 2, BF16: 2, U8: 1 };
+    const spans = Object.values(header).sort((a, b) => a.data_offsets[0] - b.data_offsets[0]);
+    let end = 0;
+    for (const {
+      dtype,
+      data_offsets: [begin, stop],
+    } of spans) {
+      expect(begin).toBe(end);
+      expect(begin % sizes[dtype]!).toBe(0);
+      end = stop;
+    }
+    expect(spans.map((span) => span.dtype)).toEqual(
+      [...spans.map((span) => span.dtype)].sort((a, b) => sizes[b]! - sizes[a]!),
+    );
+    expect(header.half?.dtype).toBe("F16");
+    expect(header.brain?.dtype).toBe("BF16");
+    expect(header.bytes?.dtype).toBe("U8");
+  });
+
+  it("reads the U8 frames of v1_video_preprocess as stored and as i32", async () => {
+    const raw = new Uint8Array(await readFile(CONFORMANCE_V1));
+    const headerLength = Number(new DataView(raw.buffer).getBigUint64(0, true));
+    const header = JSON.parse(
+      new TextDecoder().decode(raw.subarray(8, 8 + headerLength)),
+    ) as Record<string, { dtype: string; shape: number[]; data_offsets: [number, number] }>;
+    const entry = header["input.frames_u8.t4"]!;
+    expect(entry.dtype).toBe("U8");
+    const [begin, end] = entry.data_offsets;
+    const expectedBytes = raw.subarray(8 + headerLength + begin, 8 + headerLength + end);
+
+    const exact = (await readSafetensorsFile(CONFORMANCE_V1)).tensors.get("input.frames_u8.t4");
+    expect(exact?.dtype).toBe("U8");
+    expect(exact?.shape).toEqual([4, 3, 72, 96]);
+    expect(exact?.data).toEqual(expectedBytes);
+
+    const host = (await readSafetensors(CONFORMANCE_V1)).tensors;
+    const frames = host.get("input.frames_u8.t4")!;
+    expect(frames.dtype).toBe("i32");
+    expect(frames.data).toEqual(Int32Array.from(expectedBytes));
+    // The other tensors of the file keep their dtypes.
+    expect(host.get("expected.pixel_values.t4.res64")?.dtype).toBe("f32");
+    expect(host.get("expected.frame_indices.t4")?.data).toEqual(Int32Array.of(7, 22, 37, 52));
+  });
+
+  it("keeps the byte length check for the new dtypes", () => {
+    expectParseError(
+      buildFile({ h: { dtype: "F16", shape: [3], data_offsets: [0, 8] } }, 8),
+      "h",
+      "F16[3] needs 6 bytes",
+    );
+    expectParseError(
+      buildFile({ b: { dtype: "U8", shape: [2, 2], data_offsets: [0, 3] } }, 3),
+      "b",
+      "U8[2,2] needs 4 bytes",
+    );
+  });
+
+  it("rejects FileTensors with the wrong array type, shape or dtype", () => {
+    const write = (tensor: unknown) => () => serializeSafetensors({ t: tensor as FileTensor });
+    expect(write({ dtype: "F16", shape: [2], data: new Float32Array(2) })).toThrow(/Uint16Array/);
+    expect(write({ dtype: "U8", shape: [2], data: new Uint16Array(2) })).toThrow(/Uint8Array/);
+    expect(write({ dtype: "F16", shape: [3], data: new Uint16Array(2) })).toThrow(/needs 3 values/);
+    expect(write({ dtype: "F64", shape: [1], data: new Float64Array(1) })).toThrow(
+      /cannot write dtype "F64"/,
+    );
+    expect(write({ dtype: "F16", shape: [2], data: new Float32Array(2) })).toThrow(
+      SafetensorsError,
+    );
   });
 });
