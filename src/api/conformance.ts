@@ -1,5 +1,5 @@
 import type { Backend } from "../../backends/backend.js";
-import { type ConformanceCase, CaseError, type TensorSpec } from "../conformance/case.js";
+import { CaseError, type ConformanceCase, type TensorSpec } from "../conformance/case.js";
 import { compareTensors, type TensorCheck } from "../conformance/compare.js";
 import {
   beitConfigFromReference,

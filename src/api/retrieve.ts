@@ -22,7 +22,12 @@ import {
   UNSCORED,
 } from "../models/retrieval/ranking.js";
 import { Rng } from "../patterns/random.js";
-import { bindWeightFile, type WeightFile, type WeightLoadReport } from "../runtime/weight-file.js";
+import {
+  bindWeightFile,
+  combineWeightReports,
+  type WeightFile,
+  type WeightLoadReport,
+} from "../runtime/weight-file.js";
 import { type CompileOptions, compileProgram } from "./compile.js";
 import { pickBackend } from "./run.js";
 
@@ -179,7 +184,7 @@ export async function retrieve(options: RetrieveOptions): Promise<RetrieveResult
     options.backend,
     options.kernels === undefined ? {} : { kernels: options.kernels },
   );
-  let weightReport: WeightLoadReport | null = null;
+  const weightReports: WeightLoadReport[] = [];
   const lower = async (graph: Graph, cost: CostReport): Promise<Part> => {
     let weights: ReadonlyMap<string, HostTensor>;
     if (options.weightFile === undefined) {
@@ -187,7 +192,7 @@ export async function retrieve(options: RetrieveOptions): Promise<RetrieveResult
     } else {
       const bound = bindWeightFile(graph, options.weightFile, "");
       weights = bound.weights;
-      weightReport = bound.report;
+      weightReports.push(bound.report);
     }
     const executable = await backend.compile(
       graph,
@@ -393,7 +398,10 @@ export async function retrieve(options: RetrieveOptions): Promise<RetrieveResult
         text: compiled.text.cost.totals.macs / tb,
         pair: compiled.itm === null ? 0 : compiled.itm.cost.totals.macs / pairsPerBatch,
       },
-      weightReport,
+      weightReport:
+        options.weightFile === undefined
+          ? null
+          : combineWeightReports(options.weightFile, weightReports),
       notes,
       videoFeats,
       textFeats,

@@ -7,12 +7,12 @@ import {
 } from "../../backends/registry.js";
 import { SprigError } from "../ir/errors.js";
 import type { HostTensor } from "../ir/tensor.js";
-import { bindWeightFile, type WeightFile, type WeightLoadReport } from "../runtime/weight-file.js";
-import type { WeightStore } from "../runtime/weights.js";
 import type { VisionModelSpec } from "../models/config.js";
 import type { ModelDefinition } from "../models/definition.js";
 import { MODELS } from "../models/index.js";
 import { initWeights } from "../models/init.js";
+import { bindWeightFile, type WeightFile, type WeightLoadReport } from "../runtime/weight-file.js";
+import type { WeightStore } from "../runtime/weights.js";
 import { type CompiledModel, compileModel } from "./compile.js";
 
 /**

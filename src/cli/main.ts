@@ -1,5 +1,6 @@
 import { Command, CommanderError } from "commander";
 import { SprigError } from "../ir/errors.js";
+import { registerConvert } from "./commands/convert.js";
 import { registerEmit } from "./commands/emit.js";
 import { registerExport } from "./commands/export.js";
 import { registerPreprocess } from "./commands/preprocess.js";
@@ -26,6 +27,7 @@ export function buildProgram(): Command {
   registerRetrieve(program);
   registerEmbed(program);
   registerPreprocess(program);
+  registerConvert(program);
   registerBench(program);
   registerReport(program);
   registerCompile(program);

@@ -68,9 +68,10 @@ export function runTool(
     let failure: unknown;
     let stderr = "";
     child.on("error", (error: NodeJS.ErrnoException) => {
-      if (error.code === "ENOENT" && child.pid === undefined) {
-        // Nothing was started, so there is nothing to wait for.
-        reject(new VideoError(file, `cannot run ${tool} (${command} not found): ${INSTALL_HINT}`));
+      if (child.pid === undefined) {
+        // Nothing was started (not found, not executable), so there is nothing to wait for.
+        const why = error.code === "ENOENT" ? "not found" : (error.code ?? error.message);
+        reject(new VideoError(file, `cannot run ${tool} (${command} ${why}): ${INSTALL_HINT}`));
         return;
       }
       failure ??= error;

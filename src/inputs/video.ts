@@ -9,10 +9,12 @@
  *
  * Decoding is FFmpeg's, through the system's ffmpeg and ffprobe (Debian's `ffmpeg`
  * package, FFmpeg 5.1): the same libraries PyAV 10 wraps, so the frames are the ones the
- * reference sees. Two passes, as PyAV effectively makes: ffprobe -count_frames decodes the
- * stream to count vlen, then ffmpeg decodes again and keeps only the selected frames
- * (`select` filter on the decoded frame number, in presentation order, as PyAV yields
- * them). Frames come back as a PPM stream on a pipe: no temporary files.
+ * reference sees. Two passes where PyAV makes one (it holds every decoded frame in
+ * memory): ffprobe -count_frames decodes the stream to count vlen, then ffmpeg decodes
+ * again and keeps only the selected frames (`select` on the decoded frame number, in
+ * presentation order, as PyAV yields them), so memory holds T frames, not vlen. Frames
+ * come back as a PPM stream on a pipe: no temporary files. A file whose decoding reports
+ * any error is refused, as PyAV refuses it (see probeVideoFile).
  *
  * RGB conversion matches PyAV's `frame.to_rgb()`: PyAV 10 calls swscale with SWS_BILINEAR
  * and never passes the stream's colour tags, so swscale's defaults apply: the BT.601 matrix
@@ -22,8 +24,9 @@
  * and `-sws_flags bilinear` undo both. Checked against PyAV 10.0.0 (Debian, same FFmpeg):
  * identical RGB, every value, on H.264 (BT.601 and BT.709 tagged, full range, 10-bit,
  * 4:2:2, 4:4:4, RGB), HEVC, VP9 (full-range tag), FFV1 (odd sizes, full-range BT.709 tags,
- * gray, GBR), MPEG-4, MJPEG, GIF and PNG-in-QuickTime; without those two options BT.709
- * and full-range files were off by up to 53 levels and odd sizes by up to 120.
+ * gray, GBR), MPEG-4, MJPEG, GIF and PNG-in-QuickTime. Without the two options, files
+ * tagged BT.709 or full range were off by up to 53 levels, and odd-sized and 10-bit ones
+ * (where the chroma filter matters) by up to 120 and 188.
  * `-noautorotate`: PyAV ignores rotation metadata, so sprig does too.
  *
  * Matroska / WebM: PyAV reports `stream.duration = None` for them, so the reference's

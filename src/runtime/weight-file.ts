@@ -1,9 +1,9 @@
-import { WeightError } from "../ir/errors.js";
-import { type Graph, isOp, nodesOf } from "../ir/graph.js";
-import { formatShape, type HostTensor, sameShape } from "../ir/tensor.js";
 import { openRegularFile } from "../io/files.js";
 import { readSafetensors } from "../io/safetensors.js";
 import { readTorchStateDict, stateDictHostTensors } from "../io/torch-checkpoint.js";
+import { WeightError } from "../ir/errors.js";
+import { type Graph, isOp, nodesOf } from "../ir/graph.js";
+import { formatShape, type HostTensor, sameShape } from "../ir/tensor.js";
 import { adaptRelPosTables, type RelPosAdaptEntry } from "../models/vision/relpos-interpolate.js";
 
 /**
@@ -86,11 +86,14 @@ export async function readWeightFile(path: string): Promise<WeightFile> {
   };
 }
 
-/** Buffers derived from the config (sprig builds them itself), expected to go unused. */
-const DERIVED_BUFFERS = [/\.relative_position_index$/, /(^|\.)position_ids$/];
+/**
+ * Keys expected to go unused: buffers derived from the config (sprig builds them itself)
+ * and the training-only contrastive temperature (evaluation() computes ITC with t = 1).
+ */
+const EXPECTED_UNUSED = [/\.relative_position_index$/, /(^|\.)position_ids$/, /^temp$/];
 
 export function isDerivedBuffer(key: string): boolean {
-  return DERIVED_BUFFERS.some((pattern) => pattern.test(key));
+  return EXPECTED_UNUSED.some((pattern) => pattern.test(key));
 }
 
 export interface WeightLoadReport {
@@ -98,11 +101,13 @@ export interface WeightLoadReport {
   readonly format: WeightFile["format"];
   /** Graph weights bound from the file. */
   readonly loaded: number;
+  /** The file keys they were bound from. */
+  readonly used: readonly string[];
   /** The prefix under which the graph's keys were found ("" when none was needed). */
   readonly prefixes: readonly string[];
   /** File keys the graph does not read (derived buffers not included). */
   readonly unused: readonly string[];
-  /** Derived buffers in the file, ignored (sprig computes them from the config). */
+  /** Derived buffers and the training-only temp in the file, ignored by design. */
   readonly ignoredBuffers: readonly string[];
   /** Relative-position bias tables mapped to the graph's window. */
   readonly adapted: readonly RelPosAdaptEntry[];
@@ -195,11 +200,32 @@ export function bindWeightFile(
       source: file.path,
       format: file.format,
       loaded: weights.size,
+      used: [...used],
       prefixes: [...prefixes],
       unused,
       ignoredBuffers,
       adapted,
     },
+  };
+}
+
+/** One report for several graphs bound from one file (a model compiled as parts). */
+export function combineWeightReports(
+  file: WeightFile,
+  reports: readonly WeightLoadReport[],
+): WeightLoadReport {
+  const used = new Set(reports.flatMap((r) => r.used));
+  const adapted = new Map(reports.flatMap((r) => r.adapted.map((a) => [a.key, a] as const)));
+  const keys = [...file.tensors.keys()].filter((k) => !used.has(k));
+  return {
+    source: file.path,
+    format: file.format,
+    loaded: used.size,
+    used: [...used],
+    prefixes: [...new Set(reports.flatMap((r) => r.prefixes))],
+    unused: keys.filter((k) => !isDerivedBuffer(k)),
+    ignoredBuffers: keys.filter(isDerivedBuffer),
+    adapted: [...adapted.values()],
   };
 }
 
@@ -216,7 +242,7 @@ export function summarizeWeightLoad(report: WeightLoadReport): string {
     parts.push(`${report.unused.length} unused keys (${describeList(report.unused, 3)})`);
   }
   if (report.ignoredBuffers.length > 0) {
-    parts.push(`${report.ignoredBuffers.length} derived buffers ignored`);
+    parts.push(`${report.ignoredBuffers.length} derived buffers / training-only keys ignored`);
   }
   return parts.join("; ");
 }

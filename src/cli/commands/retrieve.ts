@@ -171,8 +171,15 @@ function recallLine(label: string, r: RecallResult): string {
   return `recall (${label}): video->caption R@1 ${r.txt_r1} R@5 ${r.txt_r5} R@10 ${r.txt_r10} (mean ${r.txt_r_mean}); caption->video R@1 ${r.img_r1} R@5 ${r.img_r5} R@10 ${r.img_r10} (mean ${r.img_r_mean}); r_mean ${r.r_mean}`;
 }
 
+/** A caption on one line: whitespace runs become one space, long ones are cut. */
 function clip(text: string, width = 48): string {
-  return text.length > width ? `${text.slice(0, width - 3)}...` : text;
+  const line = text.replace(/\s+/g, " ").trim();
+  return line.length > width ? `${line.slice(0, width - 3)}...` : line;
+}
+
+/** MACs for people: GMAC, or MMAC below a tenth of a GMAC. */
+function macs(count: number): string {
+  return count >= 1e8 ? `${gmac(count)} GMAC` : `${(count / 1e6).toFixed(2)} MMAC`;
 }
 
 function formatRetrieval(result: RetrieveResult, spec: RetrievalModelSpec, top: number): string {
@@ -206,7 +213,7 @@ function formatRetrieval(result: RetrieveResult, spec: RetrievalModelSpec, top: 
   const t = result.timings;
   lines.push(
     "",
-    `time: video ${t.videoMsPerClip.toFixed(1)} ms/clip (${gmac(result.macs.video)} GMAC), text ${t.textMsPerCaption.toFixed(1)} ms/caption (${gmac(result.macs.text)} GMAC), ITM ${t.itmMsPerPair.toFixed(1)} ms/pair (${gmac(result.macs.pair)} GMAC); preprocessing ${t.preprocessMs.toFixed(0)} ms, compile ${t.compileMs.toFixed(0)} ms, lower ${t.lowerMs.toFixed(0)} ms, total ${t.totalMs.toFixed(0)} ms`,
+    `time: video ${t.videoMsPerClip.toFixed(1)} ms/clip (${macs(result.macs.video)}), text ${t.textMsPerCaption.toFixed(1)} ms/caption (${macs(result.macs.text)}), ITM ${t.itmMsPerPair.toFixed(1)} ms/pair (${macs(result.macs.pair)}); preprocessing ${t.preprocessMs.toFixed(0)} ms, compile ${t.compileMs.toFixed(0)} ms, lower ${t.lowerMs.toFixed(0)} ms, total ${t.totalMs.toFixed(0)} ms`,
   );
   return lines.join("\n");
 }
