@@ -1,11 +1,21 @@
 import type { Command } from "commander";
 import { KERNEL_CHOICES, type KernelChoice } from "../../../backends/registry.js";
 import { benchAttention } from "../../api/attention-bench.js";
+import { compileModel } from "../../api/compile.js";
 import { type RunStage, runModel } from "../../api/run.js";
 import { getPath } from "../../config/merge.js";
 import { int, parseConfig } from "../../config/schema.js";
+import { readCaptions } from "../../inputs/captions.js";
+import { encode } from "../../inputs/tokenizer.js";
+import { preprocessVideo } from "../../inputs/video.js";
+import { readVocab } from "../../inputs/vocab.js";
+import { builtinVocab } from "../../inputs/vocab-builtin.js";
 import { ConfigError } from "../../ir/errors.js";
-import { modelByName } from "../../models/index.js";
+import { f32Tensor, type HostTensor } from "../../ir/tensor.js";
+import type { VisionModelSpec } from "../../models/config.js";
+import { type ModelName, modelByName } from "../../models/index.js";
+import type { RetrievalModelSpec } from "../../models/retrieval/index.js";
+import type { TextModelSpec } from "../../models/text/index.js";
 import { MAX_FRAMES } from "../../models/vision/schema.js";
 import { formatCostTable, formatTimings, gmac } from "../../report.js";
 import { readWeightFile, summarizeWeightLoad } from "../../runtime/weight-file.js";
@@ -41,6 +51,9 @@ const STAGE_LABEL: Record<RunStage, string> = {
 };
 
 type RunFlags = ModelFlags & {
+  video?: string;
+  captions?: string;
+  vocab?: string;
   backend?: string;
   threads?: string;
   kernels?: string;
@@ -49,6 +62,83 @@ type RunFlags = ModelFlags & {
   weights?: string;
   json?: boolean;
 };
+
+/** Repeats one item's values `times` along a new batch axis. */
+function repeated(data: Float32Array | Int32Array, times: number): Float32Array | Int32Array {
+  const out = new (data.constructor as typeof Float32Array | typeof Int32Array)(
+    data.length * times,
+  );
+  for (let i = 0; i < times; i++) out.set(data, i * data.length);
+  return out;
+}
+
+/**
+ * Real inputs for `run`: --video fills pixel_values (the clip repeated over the batch),
+ * --captions fills input_ids and attention_mask (captions in order, the last repeated to
+ * fill the batch). Inputs not given stay synthetic; undefined when neither flag is set.
+ */
+async function givenInputs(
+  name: ModelName,
+  spec: unknown,
+  flags: RunFlags,
+): Promise<Record<string, HostTensor> | undefined> {
+  if (flags.video === undefined && flags.captions === undefined) return undefined;
+  if (flags.vocab !== undefined && flags.captions === undefined) {
+    throw new ConfigError("vocab", "--vocab given without --captions");
+  }
+  const model = modelByName(name);
+  const vision =
+    name === "vision"
+      ? (spec as VisionModelSpec)
+      : name === "retrieval"
+        ? (spec as RetrievalModelSpec).vision
+        : null;
+  const text =
+    name === "text"
+      ? (spec as TextModelSpec)
+      : name === "retrieval"
+        ? (spec as RetrievalModelSpec)
+        : null;
+  if (flags.video !== undefined && vision === null) {
+    throw new ConfigError(
+      "video",
+      `--video does not apply to model ${name} (it has no vision encoder)`,
+    );
+  }
+  if (flags.captions !== undefined && text === null) {
+    throw new ConfigError(
+      "captions",
+      `--captions does not apply to model ${name} (it has no text encoder)`,
+    );
+  }
+  const compiled = compileModel(model, spec);
+  const inputs: Record<string, HostTensor> = { ...model.syntheticInputs(compiled.graph, spec, 0) };
+  if (flags.video !== undefined && vision !== null) {
+    const clip = await preprocessVideo(flags.video, {
+      frames: vision.frames,
+      imageSize: vision.model.imageSize,
+    });
+    for (const note of clip.notes) process.stderr.write(`sprig: ${flags.video}: ${note}\n`);
+    inputs.pixel_values = f32Tensor(
+      [vision.batch, ...clip.pixelValues.shape],
+      repeated(clip.pixelValues.data, vision.batch) as Float32Array,
+    );
+  }
+  if (flags.captions !== undefined && text !== null) {
+    const set = await readCaptions(flags.captions);
+    const vocab = flags.vocab === undefined ? builtinVocab() : await readVocab(flags.vocab);
+    const batch =
+      name === "text" ? (spec as TextModelSpec).batch : (spec as RetrievalModelSpec).texts;
+    const texts = Array.from(
+      { length: batch },
+      (_, i) => set.captions[Math.min(i, set.captions.length - 1)]!.text,
+    );
+    const encoded = encode(vocab, texts, text.textLength);
+    inputs.input_ids = encoded.inputIds;
+    inputs.attention_mask = encoded.attentionMask;
+  }
+  return inputs;
+}
 
 export function registerRun(program: Command): void {
   addModelOptions(
@@ -60,6 +150,18 @@ export function registerRun(program: Command): void {
       .option(
         "--weights <file>",
         "weights by state_dict key: safetensors or a PyTorch .pth (default: seeded)",
+      )
+      .option(
+        "--video <file>",
+        "a video file or folder of frames as the clip (vision, retrieval; default: synthetic)",
+      )
+      .option(
+        "--captions <file>",
+        "captions file, one per line or JSON (text, retrieval; default: synthetic ids)",
+      )
+      .option(
+        "--vocab <file>",
+        "BERT vocab.txt for --captions (default: sprig's built-in stand-in)",
       )
       .option("--backend <name>", "backend (default: the fastest available)")
       .option("--threads <n>", "intra-op threads where the backend has them")
@@ -77,12 +179,14 @@ export function registerRun(program: Command): void {
     const threads = flags.threads === undefined ? undefined : positive("threads", flags.threads, 2);
     const weightFile =
       flags.weights === undefined ? undefined : await readWeightFile(flags.weights);
+    const inputs = await givenInputs(name, spec, flags);
     const progress = progressReporter(reps);
     const result = await runModel(model, spec, {
       ...(flags.backend !== undefined ? { backend: flags.backend } : {}),
       ...(threads !== undefined ? { threads } : {}),
       ...(kernels !== undefined ? { kernels } : {}),
       ...(weightFile !== undefined ? { weightFile } : {}),
+      ...(inputs !== undefined ? { inputs } : {}),
       reps,
       warmup,
       onStage: (stage, detail) => progress.stage(`${STAGE_LABEL[stage]} ${detail}`),
