@@ -138,6 +138,37 @@ describe("the converted checkpoint runs the whole model", () => {
   });
 });
 
+describe("checkpoints across clip lengths", () => {
+  it("runs the 2-frame k1 vision encoder at 4 frames, saying which tables were interpolated", async () => {
+    const vision = join(tmp, "k1-vision-4f.json");
+    await writeFile(vision, JSON.stringify({ ...K1_CONFIG.vision, frames: 4, batch: 1 }));
+    const run = await sprigTsx([
+      "run",
+      "--model",
+      "vision",
+      "--config",
+      vision,
+      "--weights",
+      join(INPUTS, "k1_checkpoint.pth"),
+      "--backend",
+      "reference",
+      "--reps",
+      "1",
+      "--json",
+    ]);
+    expect(run.code, run.stderr).toBe(0);
+    const weights = JSON.parse(run.stdout).weights;
+    // the checkpoint's config says 2 frames: window (2,4,4) -> (4,4,4) in each of 3 layers
+    const tables = weights.adapted.filter(
+      (a: { how: string }) => a.how === "temporal-nearest",
+    );
+    expect(tables).toHaveLength(3);
+    expect(tables[0].from).toEqual([150, 4]);
+    expect(tables[0].to).toEqual([7 * 7 * 7 + 3, 4]);
+    expect(weights.prefixes).toEqual(["vision_encoder."]);
+  });
+});
+
 describe("bad checkpoints: one message, exit 1, no output file", () => {
   it.each([
     ["malicious.pth", "posix.system"],
