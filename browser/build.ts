@@ -45,7 +45,19 @@ const EXCLUDED_PACKAGES = ["onnxruntime-node", "onnx-proto", "gl", "@tensorflow/
  * it, else keep that file out of the bundle.
  */
 const BUILTIN_EXPORTS: Readonly<Record<string, readonly string[]>> = {
-  "node:fs": ["existsSync", "readFileSync", "readdirSync", "statSync", "writeFileSync"],
+  "node:fs": [
+    "existsSync",
+    "readFileSync",
+    "readdirSync",
+    "statSync",
+    "writeFileSync",
+    // src/io/byte-source.ts's file reads (openFileSource); the page reads bytes in memory.
+    "closeSync",
+    "constants",
+    "fstatSync",
+    "openSync",
+    "readSync",
+  ],
   "node:fs/promises": ["readFile", "readdir", "writeFile", "open", "rename", "rm", "mkdir", "stat"],
   "node:path": ["basename", "dirname", "join", "relative", "resolve", "sep", "extname"],
   "node:module": ["createRequire"],

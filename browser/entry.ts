@@ -18,8 +18,9 @@ import { renderBenchRow, renderCaseRow, renderKernels, setStatus, setText } from
 
 /**
  * The browser page. Served with the conformance cases by browser/server.ts:
- *   GET cases             -> JSON array of case names
- *   GET cases/NAME.json, cases/NAME.safetensors
+ *   GET cases             -> JSON array of case names (NAME, or FOLDER/NAME in a case
+ *                            folder such as video-text/)
+ *   GET cases/NAME.json, cases/NAME.safetensors (likewise cases/FOLDER/NAME.*)
  * It runs runCase (the same function as `sprig verify`) on gpujs (WebGL2) and tfjs-webgl,
  * renders a results table and per-kernel timings, and exposes everything on window for the
  * test harness (see protocol.ts). Query string:
@@ -103,7 +104,8 @@ const loaded = new Map<string, Promise<ConformanceCase>>();
 function loadCase(name: string): Promise<ConformanceCase> {
   let pending = loaded.get(name);
   if (pending === undefined) {
-    const base = `cases/${encodeURIComponent(name)}`;
+    // "video-text/i1_..." -> cases/video-text/i1_...: each part encoded, the folder kept.
+    const base = `cases/${name.split("/").map(encodeURIComponent).join("/")}`;
     pending = (async () => {
       const [text, bytes] = await Promise.all([
         fetchOk(`${base}.json`).then((r) => r.text()),

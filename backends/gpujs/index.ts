@@ -8,7 +8,7 @@ import { chooseMode, type GpujsMode, MODE_DESCRIPTION, parseMode } from "./mode.
 import { buildProgram, type Program } from "./program.js";
 import { ProgramRunner } from "./runtime.js";
 
-export { emitModule, type EmitOptions, type EmittedModule } from "./codegen/module.js";
+export { type EmitOptions, type EmittedModule, emitModule } from "./codegen/module.js";
 export { GPUJS_MODES, type GpujsMode } from "./mode.js";
 export { buildProgram, type Program } from "./program.js";
 

@@ -1,3 +1,4 @@
+import type { DType } from "../../src/ir/dtype.js";
 import { BackendError } from "../../src/ir/errors.js";
 import {
   type AnyNode,
@@ -8,7 +9,6 @@ import {
   tensorType,
 } from "../../src/ir/graph.js";
 import type { OpKind } from "../../src/ir/ops/index.js";
-import type { DType } from "../../src/ir/dtype.js";
 import { formatType, type HostTensor, type TensorType } from "../../src/ir/tensor.js";
 import { uploadSpec } from "./codegen/dense.js";
 import { type GeneratedKernel, type KernelSpec, renderKernels } from "./codegen/kernel.js";
@@ -179,6 +179,8 @@ export function buildProgram(graph: Graph): Program {
     | { kind: "upload"; spec: number; value: number; source: Source; prologue: boolean }
     | { kind: "launch"; spec: number; args: number[]; result: number; node: number };
   const pending: Pending[] = [];
+  /** Per launch spec: the views of its arguments (see renderKernels). */
+  const argumentKeys: string[] = [];
   const uploadSpecs = new Map<string, number>();
   const uploadKernel = (shape: readonly number[]): number => {
     const view = viewOf(shape);
@@ -236,19 +238,15 @@ export function buildProgram(graph: Graph): Program {
         out === undefined ? `%${node.id}.${launch.label}` : refKey({ node: node.id, output: out });
       const result = newValue(node, launch.spec.output, dtype, label);
       const spec = specs.push(launch.spec) - 1;
-      pending.push({
-        kind: "launch",
-        spec,
-        args: launch.args.map((operand) => argValue(operand, temps)),
-        result,
-        node: node.id,
-      });
+      const args = launch.args.map((operand) => argValue(operand, temps));
+      argumentKeys[spec] = JSON.stringify(args.map((value) => values[value]!.view));
+      pending.push({ kind: "launch", spec, args, result, node: node.id });
       temps.push(result);
     });
     nodeValues.push(plan.outputs.map((operand) => argValue(operand, temps)));
   }
 
-  const { kernels, nameOf } = renderKernels(specs);
+  const { kernels, nameOf } = renderKernels(specs, argumentKeys);
   const prologue: UploadStep[] = [];
   const steps: Step[] = [];
   for (const step of pending) {

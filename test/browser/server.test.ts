@@ -6,12 +6,15 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type RunningServer, startServer } from "../../browser/server.js";
 
 /**
- * The page's static server: serves the built page and the case files, lists the cases,
- * and nothing else (read-only, no path traversal). No browser needed.
+ * The page's static server: serves the built page and the case files (those of the
+ * conformance directory and of its video-text folder), lists the cases, and nothing else
+ * (read-only, no path traversal, no other subfolder). No browser needed.
  */
 
 let root: string;
 let server: RunningServer;
+/** Every server started here, closed after the tests. */
+const others: RunningServer[] = [];
 
 beforeAll(async () => {
   root = await mkdtemp(join(tmpdir(), "sprig-server-"));
@@ -29,11 +32,25 @@ beforeAll(async () => {
   await writeFile(join(root, "secret.json"), "outside");
   await mkdir(join(cases, "sub.json"));
   await symlink(join(root, "secret.json"), join(cases, "link.json"));
+  // The served case folder, and a subfolder with case-like files that is not served.
+  await mkdir(join(cases, "video-text"));
+  await writeFile(join(cases, "video-text", "i1.json"), '{"i":1}');
+  await writeFile(join(cases, "video-text", "i1.safetensors"), new Uint8Array([4, 5]));
+  await writeFile(join(cases, "video-text", "orphan.json"), "{}");
+  await mkdir(join(cases, "inputs"));
+  await writeFile(join(cases, "inputs", "v1.json"), "{}");
+  await writeFile(join(cases, "inputs", "v1.safetensors"), new Uint8Array([6]));
+  // A case folder name that links outside the conformance directory.
+  await mkdir(join(root, "elsewhere"));
+  await writeFile(join(root, "elsewhere", "x.json"), "{}");
+  await writeFile(join(root, "elsewhere", "x.safetensors"), new Uint8Array([7]));
+  await symlink(join(root, "elsewhere"), join(cases, "linked"));
   server = await startServer({ distDir: dist, casesDir: cases });
+  others.push(server);
 });
 
 afterAll(async () => {
-  await server?.close();
+  for (const running of others) await running.close();
   await rm(root, { recursive: true, force: true });
 });
 
@@ -41,9 +58,10 @@ afterAll(async () => {
 function get(
   path: string,
   method = "GET",
+  port = server.port,
 ): Promise<{ status: number; type: string | undefined; body: string }> {
   return new Promise((done, fail) => {
-    const req = request({ host: "127.0.0.1", port: server.port, path, method }, (res) => {
+    const req = request({ host: "127.0.0.1", port, path, method }, (res) => {
       const chunks: Buffer[] = [];
       res.on("data", (chunk: Buffer) => chunks.push(chunk));
       res.on("end", () =>
@@ -74,11 +92,65 @@ describe("browser/server.ts", () => {
   });
 
   it("lists cases that have both files, and serves them", async () => {
-    expect(JSON.parse((await get("/cases")).body)).toEqual(["a1"]);
+    expect(JSON.parse((await get("/cases")).body)).toEqual(["a1", "video-text/i1"]);
     expect(await get("/cases/a1.json")).toMatchObject({ status: 200, body: "{}" });
     const tensors = await get("/cases/a1.safetensors");
     expect(tensors.status).toBe(200);
     expect(tensors.type).toBe("application/octet-stream");
+  });
+
+  it("serves the cases of the video-text folder as video-text/NAME", async () => {
+    expect(await get("/cases/video-text/i1.json")).toMatchObject({ status: 200, body: '{"i":1}' });
+    const tensors = await get("/cases/video-text/i1.safetensors");
+    expect(tensors).toMatchObject({ status: 200, type: "application/octet-stream" });
+    expect(tensors.body).toBe("\u0004\u0005");
+  });
+
+  it("serves no other subfolder, and no folder that leads outside", async () => {
+    for (const path of [
+      "/cases/inputs/v1.json",
+      "/cases/inputs/v1.safetensors",
+      "/cases/linked/x.json",
+      "/cases/video-text/orphan.json/x",
+      "/cases/video-text",
+      "/cases/video-text/",
+      "/cases/video-text/..%2F..%2Fsecret.json",
+      "/cases/video-text/%2e%2e%2Fa1.json",
+      "/cases/%2e%2e/secret.json",
+      "/cases/video-text%2F..%2Fa1.json",
+      "/cases/video-text/sub/i1.json",
+    ]) {
+      expect((await get(path)).status, path).toBe(404);
+    }
+    // A case folder that leads outside is no case folder, even when asked for by name.
+    const linked = await startServer({
+      distDir: join(root, "dist"),
+      casesDir: join(root, "cases"),
+      caseFolders: ["linked"],
+    });
+    others.push(linked);
+    expect((await get("/cases/linked/x.json", "GET", linked.port)).status).toBe(404);
+    expect((await get("/cases", "GET", linked.port)).status).toBe(500);
+  });
+
+  it("fails the listing when a case folder is missing, instead of listing fewer cases", async () => {
+    const bare = await startServer({
+      distDir: join(root, "dist"),
+      casesDir: join(root, "cases"),
+      caseFolders: ["video-text", "absent"],
+    });
+    others.push(bare);
+    const listing = await get("/cases", "GET", bare.port);
+    expect(listing.status).toBe(500);
+    expect(listing.body).toContain('case folder "absent" is missing');
+    const none = await startServer({
+      distDir: join(root, "dist"),
+      casesDir: join(root, "cases"),
+      caseFolders: [],
+    });
+    others.push(none);
+    expect(JSON.parse((await get("/cases", "GET", none.port)).body)).toEqual(["a1"]);
+    expect((await get("/cases/video-text/i1.json", "GET", none.port)).status).toBe(404);
   });
 
   it("answers 404 for anything outside the two folders or not a case file", async () => {

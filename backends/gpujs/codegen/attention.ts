@@ -5,7 +5,7 @@ import { relPosPairs } from "../../../src/ir/relpos.js";
 import { formatShape, type TensorType } from "../../../src/ir/tensor.js";
 import { type KernelSpec, type Stmt, sumLoop } from "./kernel.js";
 import { input, kernelName, type Launch, type NodePlan, type Operand, temp } from "./plan.js";
-import { at, EXACT_DIVIDEND_LIMIT, flt, floorDiv, int, type View } from "./views.js";
+import { at, EXACT_DIVIDEND_LIMIT, floorDiv, flt, int, type View } from "./views.js";
 
 /**
  * Attention kernels. With H heads over width C, head h owns channels h·d .. h·d + d - 1

@@ -2,7 +2,7 @@ import type { Node } from "../../../src/ir/graph.js";
 import { formatShape, type TensorType } from "../../../src/ir/tensor.js";
 import { sumLoop } from "./kernel.js";
 import { input, kernelName, type NodePlan, single } from "./plan.js";
-import { at, flt, floorDiv, int, viewOf } from "./views.js";
+import { at, floorDiv, flt, int, viewOf } from "./views.js";
 
 /**
  * patchEmbed: Conv2d with kernel = stride = p on every frame. Pixels [B, T, Cin, H, W] have

@@ -146,9 +146,14 @@ export function bodyText(spec: KernelSpec): string {
   return bindings + text;
 }
 
-function kernelKey(spec: KernelSpec, body: string): string {
+/**
+ * Kernels merge only when everything gpu.js fixes at a kernel's first call agrees: the
+ * source, the output size and the sizes of the arguments (a kernel called with a
+ * differently sized argument throws in some engines and reads garbage in others).
+ */
+function kernelKey(spec: KernelSpec, body: string, argumentKey: string): string {
   const { x, y, z } = spec.output;
-  return JSON.stringify([spec.params, [x, y, z], spec.constants ?? null, body]);
+  return JSON.stringify([spec.params, [x, y, z], spec.constants ?? null, body, argumentKey]);
 }
 
 /** Function structures for ts-morph (shared with the module emitter). */
@@ -194,18 +199,21 @@ export interface RenderResult {
  * name and doc aside) share one kernel, named after the first. All distinct kernels are
  * written into one TypeScript file in a single ts-morph edit and transpiled in one pass.
  */
-export function renderKernels(specs: readonly KernelSpec[]): RenderResult {
+export function renderKernels(
+  specs: readonly KernelSpec[],
+  argumentKeys: readonly string[] = [],
+): RenderResult {
   const byKey = new Map<string, number>();
   const unique: { spec: KernelSpec; body: string; name: string }[] = [];
   const used = new Set<string>();
   const nameOf: string[] = [];
-  for (const spec of specs) {
+  for (const [index, spec] of specs.entries()) {
     const body = bodyText(spec);
     for (const param of spec.params) {
       if (!new RegExp(`\\b${param}\\b`).test(body))
         throw new RangeError(`kernel ${spec.name}: parameter ${param} is never read`);
     }
-    const key = kernelKey(spec, body);
+    const key = kernelKey(spec, body, argumentKeys[index] ?? "");
     const found = byKey.get(key);
     if (found !== undefined) {
       nameOf.push(unique[found]!.name);

@@ -1,41 +1,12 @@
 import { describe, expect, it } from "vitest";
 import { compileVision } from "../../../src/api/compile.js";
-import type { PaddingMode } from "../../../src/ir/pattern.js";
 import { initWeights, syntheticClip } from "../../../src/models/init.js";
-import { expectParity, MODES, runGpujs, smallSpec, toleranceFor } from "./helpers.js";
+import { runGpujs, smallSpec } from "./helpers.js";
 
 /**
- * Whole compiled SViTT encoders (patch embedding, block-sparse attention with relative
- * position bias, token pruning, pooling) on gpujs against the reference backend, with
- * seeded weights and inputs.
+ * What a gpujs executable says about itself. Its outputs are compared with the reference
+ * backend's, in every engine, on every parity graph in test/conformance/parity.test.ts.
  */
-
-const CASES: readonly { padding: PaddingMode; perHead: boolean; blockSize: number }[] = [
-  { padding: "reference", perHead: true, blockSize: 8 },
-  { padding: "masked", perHead: true, blockSize: 8 },
-  { padding: "reference", perHead: false, blockSize: 8 },
-  // 32 local tokens in blocks of 6: the last block is padded (2 real tokens, 4 padding).
-  { padding: "reference", perHead: true, blockSize: 6 },
-  { padding: "masked", perHead: false, blockSize: 6 },
-];
-
-describe.each(MODES)("small SViTT encoder on gpujs %s mode matches the reference", (mode) => {
-  for (const { padding, perHead, blockSize } of CASES) {
-    it(`padding ${padding}, ${perHead ? "per-head" : "shared"} layouts, block ${blockSize}`, async () => {
-      const { graph } = compileVision(smallSpec(padding, perHead, { batch: 2, blockSize }));
-      expect(graph.nodes.some((n) => n.op === "blockSparseAttention")).toBe(true);
-      expect(graph.nodes.some((n) => n.op === "topK")).toBe(true);
-      await expectParity(
-        graph,
-        initWeights(graph, 7),
-        syntheticClip(graph, 7),
-        mode,
-        toleranceFor(mode),
-      );
-    });
-  }
-});
-
 describe("Executable.detail", () => {
   it("names the gpu.js mode that ran", async () => {
     const { graph } = compileVision(smallSpec("reference", true));
