@@ -3,14 +3,17 @@
  * results as JSON in bench/results/ (one file per benny suite, plus summary.json) and a
  * markdown report in bench/results/summary.md, also printed.
  *
- *   npm run bench -- [--suites compile,matmul,attention,encoder,scale,browser]
+ *   npm run bench -- [--suites compile,matmul,attention,encoder,retrieval,scale,browser]
  *                    [--backends onnx,tfjs-wasm,...] [--frames 4,8,16] [--quick]
  *
  * Defaults: all suites; attention on onnx, tfjs-wasm, tfjs-cpu and gpujs at 4, 8 and 16
  * frames (the slow JavaScript backends at 4 and 8 unless --frames says otherwise); the
- * encoder on onnx and tfjs-wasm at 8 frames; scale on onnx; browser: gpujs and tfjs-webgl in
- * headless Chromium at 4, 8 and 16 frames. --quick: 4 and 8 frames, two samples per case,
- * no scale or browser suite.
+ * encoder on onnx and tfjs-wasm at 8 frames; the retrieval model on onnx and tfjs-wasm at 8
+ * frames (16 clips x 16 captions; 5 whole jobs per variant on onnx, 2 on tfjs-wasm, about
+ * 22 minutes in all on the 2-core project machine); scale on onnx; browser: gpujs and
+ * tfjs-webgl in headless Chromium at 4, 8 and 16 frames. --quick: 4 and 8 frames, two
+ * samples per case, one retrieval job of 4 clips x 4 captions per variant, no scale or
+ * browser suite.
  */
 import { mkdir, writeFile } from "node:fs/promises";
 import { parseArgs } from "node:util";
@@ -22,9 +25,18 @@ import { availableBackends } from "./common.js";
 import { benchEncoder, encoderTable } from "./encoder.bench.js";
 import { machineDescription, markdownTable, RESULTS_DIR, type SuiteSummary } from "./harness.js";
 import { benchMatmul } from "./matmul.bench.js";
+import { benchRetrieval, retrievalSection } from "./retrieval.bench.js";
 import { benchScale, SCALE_RSS_LIMIT_MB, scaleTable } from "./scale.bench.js";
 
-const SUITES = ["compile", "matmul", "attention", "encoder", "scale", "browser"] as const;
+const SUITES = [
+  "compile",
+  "matmul",
+  "attention",
+  "encoder",
+  "retrieval",
+  "scale",
+  "browser",
+] as const;
 type Suite = (typeof SUITES)[number];
 
 /** JavaScript backends whose dense attention at 16 frames takes minutes per run. */
@@ -136,6 +148,28 @@ if (has("encoder")) {
     "Efficiency: SViTT encoder GFLOP/s over the same backend's 2-D matmul GFLOP/s, same suite.",
     ...skippedNote(skipped),
     detail(result.summaries),
+  );
+}
+if (has("retrieval")) {
+  const { ready, skipped } = await availableBackends(backendList(["onnx", "tfjs-wasm"]));
+  const results = await benchRetrieval(
+    ready,
+    values.frames === undefined ? [8] : frames,
+    quick ? { minSamples: 2, repetitions: 1, clips: 4 } : {},
+  );
+  json.retrieval = results.map((r) => ({
+    backend: r.backend,
+    frames: r.frames,
+    load: r.load,
+    parts: r.parts,
+    jobs: r.jobs,
+  }));
+  section(
+    "Retrieval model: SViTT against dense vision",
+    ...results.map(retrievalSection),
+    "Speed-up = dense time / SViTT time; MAC ratio = dense MACs / SViTT MACs (from the compiled cost reports). The text encoder is one graph for both variants, measured once. k 128 covers every candidate, so the job reranks every pair with ITM, each once.",
+    ...skippedNote(skipped),
+    detail(results.map((r) => r.summary)),
   );
 }
 if (has("scale")) {
