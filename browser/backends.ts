@@ -1,21 +1,22 @@
-import "@tensorflow/tfjs-backend-webgl";
 import * as tf from "@tensorflow/tfjs-core";
-import type { Backend, Executable } from "../backends/backend.js";
-import { compileGpujs } from "../backends/gpujs/index.js";
-import { ProgramRunner } from "../backends/gpujs/runtime.js";
-import { tfjsBackend } from "../backends/tfjs/index.js";
-import { nodeLabel } from "../src/ir/graph.js";
-import type { HostTensor } from "../src/ir/tensor.js";
+import {
+  type Backend,
+  type Executable,
+  type HostTensor,
+  type KernelLaunch,
+  loadBrowserBackend,
+  nodeLabel,
+} from "../src/browser.js";
 import type { BrowserBackend } from "./protocol.js";
 
 /**
- * The page's backends, built directly (the registry is Node-only): gpujs in gpu mode, which
- * the bundle maps to gpu.js's WebGL2 engine (shims/gpujs-mode.ts), and tfjs on its webgl
- * backend. Each is wrapped so that a case run also reports its compile and run times and,
- * on request, per-kernel times from one extra profiled run:
- * - gpujs: the backend has no profiling hook, so ProgramRunner's kernel launch is wrapped
- *   (see installGpujsProfiler): each launch is followed by a one-texel read of its result,
- *   and the time from launch to read is charged to the kernel and the graph node it ran for;
+ * The page's backends, from sprig's browser entry like any page would load them: gpujs in
+ * gpu mode (gpu.js's WebGL2 engine) and tfjs on its webgl backend. Each is wrapped so that a
+ * case run also reports its compile and run times and, on request, per-kernel times from
+ * one extra profiled run:
+ * - gpujs: the backend's onLaunch hook sees every kernel launch; in a profiled run each
+ *   launch is followed by a one-texel read of its result, and the time from launch to read
+ *   is charged to the kernel and the graph node it ran for;
  * - tfjs: tf.profile, which reports every tfjs kernel with its time (GPU timer queries where
  *   the context has EXT_disjoint_timer_query_webgl2, else wall time with a read-back).
  * gpujs's profiled run waits for every kernel, so it takes longer than a normal run.
@@ -59,14 +60,8 @@ class KernelTally {
 }
 
 // ---------------------------------------------------------------------------------------
-// gpujs: per-kernel times by wrapping ProgramRunner's launch
+// gpujs: per-kernel times from the backend's launch hook
 // ---------------------------------------------------------------------------------------
-
-/** The parts of ProgramRunner (private in TypeScript) the profiler relies on. */
-interface RunnerInternals {
-  readonly program: ProgramRunner["program"];
-  call(name: string, args: unknown[], node: number | null): unknown;
-}
 
 /** What a gpu.js WebGL texture (a pipelined kernel's result) offers for reading it back. */
 interface GlTexture {
@@ -102,44 +97,21 @@ function waitForTexture(result: unknown): void {
   gl.readPixels(0, 0, 1, 1, gl.RGBA, gl.FLOAT, pixel);
 }
 
+/** The tally of the profiled run in progress; null outside one (the hook only returns). */
 let gpujsTally: KernelTally | null = null;
-let gpujsProfiler: string | null = null;
 
-/**
- * Wraps ProgramRunner.prototype.call once. Outside a profiled run the wrapper only forwards;
- * inside one it times each launch until its result texture is readable. Returns why
- * profiling is impossible, or null when installed.
- */
-function installGpujsProfiler(): string | null {
-  if (gpujsProfiler !== null) return gpujsProfiler === "ok" ? null : gpujsProfiler;
-  const proto = ProgramRunner.prototype as unknown as RunnerInternals;
-  if (typeof proto.call !== "function") {
-    gpujsProfiler =
-      "ProgramRunner has no call(name, args, node) method to wrap; the gpujs backend needs a profiling hook";
-    return gpujsProfiler;
-  }
-  const launch = proto.call;
-  proto.call = function (this: RunnerInternals, name, args, node) {
-    const tally = gpujsTally;
-    if (tally === null) return launch.call(this, name, args, node);
-    const start = performance.now();
-    const result = launch.call(this, name, args, node);
-    waitForTexture(result);
-    const ms = performance.now() - start;
-    const graphNode = node === null ? undefined : this.program.graph.nodes[node];
-    tally.add(name, graphNode === undefined ? "upload" : nodeLabel(graphNode), ms);
-    return result;
-  };
-  gpujsProfiler = "ok";
-  return null;
+function timeLaunch(launch: KernelLaunch): void {
+  const tally = gpujsTally;
+  if (tally === null) return;
+  waitForTexture(launch.result);
+  const node = launch.node === null ? "upload" : nodeLabel(launch.node);
+  tally.add(launch.kernel, node, performance.now() - launch.startMs);
 }
 
 async function profileGpujs(
   executable: Executable,
   inputs: Readonly<Record<string, HostTensor>>,
 ): Promise<KernelTime[]> {
-  const problem = installGpujsProfiler();
-  if (problem !== null) throw new Error(problem);
   gpujsTally = new KernelTally();
   try {
     await executable.run(inputs);
@@ -172,7 +144,7 @@ async function profileTfjs(
 /** How each backend's per-kernel times are taken (shown on the page). */
 export function profileMethod(backend: BrowserBackend): string {
   if (backend === "gpujs") {
-    return "each generated kernel timed from launch until one texel of its result reads back (wrapping ProgramRunner's launch; the backend has no profiling hook)";
+    return "each generated kernel timed from launch until one texel of its result reads back (the gpujs backend's onLaunch hook)";
   }
   const timers = tf.env().getNumber("WEBGL_DISJOINT_QUERY_TIMER_EXTENSION_VERSION") > 0;
   return timers
@@ -184,19 +156,20 @@ export function profileMethod(backend: BrowserBackend): string {
 // The wrapped backends
 // ---------------------------------------------------------------------------------------
 
-const gpujsWebgl2: Backend = {
-  name: "gpujs",
-  description: "gpu.js kernels generated per node, on gpu.js's WebGL2 engine",
-  availability: async () => ({ ok: true, detail: "gpu.js WebGL2" }),
-  // debug 0: the Node default reads process.env.
-  compile: (graph, weights, options) =>
-    compileGpujs(graph, weights, { ...options, mode: "gpu", debug: 0 }),
-};
+const loaded = new Map<BrowserBackend, Promise<Backend>>();
 
-const INNER: Readonly<Record<BrowserBackend, Backend>> = {
-  gpujs: gpujsWebgl2,
-  "tfjs-webgl": tfjsBackend("webgl"),
-};
+/** The page's backend `name`, loaded once from the browser entry. */
+function innerBackend(name: BrowserBackend): Promise<Backend> {
+  let backend = loaded.get(name);
+  if (backend === undefined) {
+    backend =
+      name === "gpujs"
+        ? loadBrowserBackend("gpujs", { gpujsMode: "gpu", onLaunch: timeLaunch })
+        : loadBrowserBackend("tfjs-webgl");
+    loaded.set(name, backend);
+  }
+  return backend;
+}
 
 const PROFILERS: Readonly<
   Record<
@@ -209,12 +182,12 @@ const PROFILERS: Readonly<
  * The backend `name`, wrapped to fill `record` on compile and run; with `profile`, each run
  * is followed by a profiled run whose per-kernel times land in record.kernels.
  */
-export function recordingBackend(
+export async function recordingBackend(
   name: BrowserBackend,
   record: RunRecord,
   profile: boolean,
-): Backend {
-  const inner = INNER[name];
+): Promise<Backend> {
+  const inner = await innerBackend(name);
   return {
     name: inner.name,
     description: inner.description,
@@ -249,6 +222,6 @@ export function recordingBackend(
 }
 
 /** A plain (unrecorded) backend, for the benchmark. */
-export function browserBackend(name: BrowserBackend): Backend {
-  return INNER[name];
+export function browserBackend(name: BrowserBackend): Promise<Backend> {
+  return innerBackend(name);
 }

@@ -1,6 +1,4 @@
-import { attentionGraphs, attentionInputs, timeGraph } from "../src/api/attention-bench.js";
-import { analyzeCost } from "../src/cost.js";
-import type { Graph } from "../src/ir/graph.js";
+import { attentionGraphs, attentionInputs, costOf, type Graph, timeGraph } from "../src/browser.js";
 import { browserBackend } from "./backends.js";
 import type { BenchRow, BrowserBackend } from "./protocol.js";
 
@@ -25,12 +23,11 @@ export async function benchAttention(
 ): Promise<BenchRow> {
   const { dense, sparse, tokens } = attentionGraphs(frames, { tokenIndex: "input" });
   const inputs = attentionInputs(dense, frames);
-  const macsRatio =
-    analyzeCost(sparse).totals.attentionMacs / analyzeCost(dense).totals.attentionMacs;
+  const macsRatio = costOf(sparse).totals.attentionMacs / costOf(dense).totals.attentionMacs;
   const errors: string[] = [];
   const attempt = async (variant: string, graph: Graph): Promise<number | null> => {
     try {
-      return await timeGraph(browserBackend(backend), graph, inputs, reps);
+      return await timeGraph(await browserBackend(backend), graph, inputs, reps);
     } catch (error) {
       errors.push(`${variant}: ${messageOf(error)}`);
       return null;

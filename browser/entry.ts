@@ -1,6 +1,4 @@
-import { runCase } from "../src/api/conformance.js";
-import type { ConformanceCase } from "../src/conformance/case.js";
-import { caseFromBytes } from "../src/conformance/case-from-bytes.js";
+import { type ConformanceCase, caseFromBytes, runCase } from "../src/browser.js";
 import { profileMethod, recordingBackend, type RunRecord } from "./backends.js";
 import { benchAttention } from "./bench.js";
 import {
@@ -143,7 +141,7 @@ async function runOne(request: RunCaseRequest): Promise<CaseRow> {
   let row: CaseRow;
   try {
     const testCase = await loadCase(name);
-    const result = await runCase(testCase, recordingBackend(backend, record, profile));
+    const result = await runCase(testCase, await recordingBackend(backend, record, profile));
     const worst = result.checks.reduce((max, c) => Math.max(max, c.worst), 0);
     row = {
       case: name,

@@ -6,11 +6,12 @@ import { bindWeights, type WeightStore } from "../../src/runtime/weights.js";
 import type { Availability, Backend, CompileOptions, Executable } from "../backend.js";
 import { chooseMode, type GpujsMode, MODE_DESCRIPTION, parseMode } from "./mode.js";
 import { buildProgram, type Program } from "./program.js";
-import { ProgramRunner } from "./runtime.js";
+import { type LaunchObserver, ProgramRunner } from "./runtime.js";
 
 export { type EmitOptions, type EmittedModule, emitModule } from "./codegen/module.js";
 export { GPUJS_MODES, type GpujsMode } from "./mode.js";
 export { buildProgram, type Program } from "./program.js";
+export type { KernelLaunch, LaunchObserver } from "./runtime.js";
 
 /**
  * The gpujs backend: every node is lowered to gpu.js kernels generated for it (see
@@ -28,6 +29,8 @@ export interface GpujsCompileOptions extends CompileOptions {
   /** Debug level; 3 prints every generated kernel's source. Default: env SPRIG_DEBUG. */
   readonly debug?: DebugLevel;
   readonly debugSink?: DebugSink;
+  /** Called after every kernel launch, for profiling (the browser page times kernels). */
+  readonly onLaunch?: LaunchObserver;
 }
 
 function requestedMode(options: GpujsCompileOptions): GpujsMode | "auto" {
@@ -53,9 +56,17 @@ export async function compileGpujs(
   const program = buildProgram(graph);
   const debug = options.debug ?? debugLevelFromEnv();
   if (debug >= 3) printKernels(program, options.debugSink ?? stderrSink);
-  let runner: ProgramRunner | null = new ProgramRunner(program, mode, bound);
+  let runner: ProgramRunner | null = new ProgramRunner(
+    program,
+    mode,
+    bound,
+    options.onLaunch ?? null,
+  );
   const launches = program.steps.filter((step) => step.kind === "launch").length;
-  const summary = `${program.kernels.length} generated kernels, ${launches} launches per run`;
+  const int8 = graph.nodes.some((n) => n.op === "quantizedLinear")
+    ? "; int8 linears emulated (integer codes in float kernels)"
+    : "";
+  const summary = `${program.kernels.length} generated kernels, ${launches} launches per run${int8}`;
   return {
     backend: "gpujs",
     graph,

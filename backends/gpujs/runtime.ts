@@ -7,7 +7,7 @@ import {
   type OutputDimensions,
 } from "gpu.js";
 import { BackendError } from "../../src/ir/errors.js";
-import { nodeLabel } from "../../src/ir/graph.js";
+import { type AnyNode, nodeLabel } from "../../src/ir/graph.js";
 import { type HostTensor, numElements } from "../../src/ir/tensor.js";
 import type { GeneratedKernel } from "./codegen/kernel.js";
 import { textureSize } from "./codegen/views.js";
@@ -94,6 +94,24 @@ function checkTextureSizes(program: Program, gpu: GPU): void {
   }
 }
 
+/** One kernel launch, as a LaunchObserver sees it right after gpu.js returned. */
+export interface KernelLaunch {
+  /** The generated kernel's name. */
+  readonly kernel: string;
+  /** The graph node it ran for; null for the uploads of weights, constants and inputs. */
+  readonly node: AnyNode | null;
+  /**
+   * What gpu.js returned: in gpu mode a texture the GPU may still be writing (reading one
+   * texel of it waits for the kernel), else nested Float32Arrays.
+   */
+  readonly result: unknown;
+  /** performance.now() just before the launch. */
+  readonly startMs: number;
+}
+
+/** Called after every kernel launch (e.g. to time kernels); see GpujsCompileOptions. */
+export type LaunchObserver = (launch: KernelLaunch) => void;
+
 export class ProgramRunner {
   private readonly gpu: GPU;
   private readonly kernels = new Map<string, IKernelRunShortcut>();
@@ -106,6 +124,7 @@ export class ProgramRunner {
     readonly program: Program,
     readonly mode: GpujsMode,
     weights: ReadonlyMap<string, HostTensor>,
+    private readonly observer: LaunchObserver | null = null,
   ) {
     this.gpu = new GPU({ mode: GPUJS_SETTING[mode] });
     if (mode === "gpu") checkTextureSizes(program, this.gpu);
@@ -154,6 +173,7 @@ export class ProgramRunner {
 
   private call(name: string, args: unknown[], node: number | null): DeviceValue {
     const kernel = this.kernel(name);
+    const startMs = this.observer === null ? 0 : performance.now();
     let result: DeviceValue;
     try {
       result = kernel(...(args as Parameters<IKernelRunShortcut>));
@@ -165,6 +185,10 @@ export class ProgramRunner {
     const engine = (kernel.kernel.constructor as { mode?: string }).mode;
     if (engine !== undefined && !ENGINES[this.mode].includes(engine) && !this.degraded.has(name)) {
       this.degraded.set(name, kernel.kernel.fallbackReason ?? `ran on ${engine}`);
+    }
+    if (this.observer !== null) {
+      const graphNode = node === null ? null : (this.program.graph.nodes[node] ?? null);
+      this.observer({ kernel: name, node: graphNode, result, startMs });
     }
     return result;
   }

@@ -1,4 +1,5 @@
 import { Command, CommanderError } from "commander";
+import { handleInterrupts } from "../io/cleanup.js";
 import { SprigError } from "../ir/errors.js";
 import { registerConvert } from "./commands/convert.js";
 import { registerEmit } from "./commands/emit.js";
@@ -8,16 +9,20 @@ import { registerCompile, registerReport } from "./commands/report.js";
 import { registerEmbed, registerRetrieve } from "./commands/retrieve.js";
 import { registerBench, registerRun } from "./commands/run.js";
 import { registerVerify } from "./commands/verify.js";
+import { addHelpText, EXIT } from "./help.js";
+import { VERSION } from "../version.js";
 
 /**
  * sprig's command line. Every user error (bad flags, bad files, failed checks) ends with
- * one message on stderr and a non-zero exit; a stack trace means a bug in sprig.
+ * one message on stderr and exit status 1; anything else is a bug in sprig, reported with
+ * its stack trace and exit status 2 (EXIT in help.ts, documented in every --help).
  */
 export function buildProgram(): Command {
   const program = new Command("sprig")
     .description(
       "A graph compiler for sparse video-text transformers (SViTT): prune edges and nodes, then lower to kernels.",
     )
+    .version(VERSION, "-V, --version", "print sprig's version")
     .showHelpAfterError("(run sprig --help for usage)")
     .option(
       "--debug <level>",
@@ -34,14 +39,19 @@ export function buildProgram(): Command {
   registerVerify(program);
   registerExport(program);
   registerEmit(program);
+  addHelpText(program);
   return program;
 }
 
+/** Runs the command line `argv` (without node and the script) and returns its exit status. */
 export async function main(argv: readonly string[]): Promise<number> {
   const program = buildProgram().exitOverride();
   program.hook("preAction", (command) => {
     const level = command.opts().debug as string | undefined;
     if (level !== undefined) process.env.SPRIG_DEBUG = level;
+    // Test-only (README, "Exit status"): a bug stand-in, to check the internal-error path.
+    if (process.env.SPRIG_TEST_INTERNAL_ERROR === "1")
+      throw new Error("SPRIG_TEST_INTERNAL_ERROR=1: internal error raised on purpose");
   });
   try {
     await program.parseAsync([...argv], { from: "user" });
@@ -53,17 +63,19 @@ export async function main(argv: readonly string[]): Promise<number> {
     }
     if (error instanceof SprigError) {
       process.stderr.write(`sprig: ${error.message}\n`);
-      return 1;
+      return EXIT.userError;
     }
     process.stderr.write(
       `sprig: internal error (this is a bug in sprig):\n${(error as Error).stack ?? String(error)}\n`,
     );
-    return 70;
+    return EXIT.internalError;
   }
 }
 
 const invokedDirectly =
   process.argv[1] !== undefined && /(?:main\.ts|sprig(?:\.js)?)$/.test(process.argv[1]);
 if (invokedDirectly) {
+  // SIGINT / SIGTERM while a command writes: remove its partial outputs, exit 130 / 143.
+  handleInterrupts();
   process.exitCode = await main(process.argv.slice(2));
 }

@@ -1,8 +1,9 @@
 import cliProgress from "cli-progress";
 
 /**
- * Progress on stderr while `run` works: a bar over the timed forwards on a terminal, plain
- * stage lines otherwise (CI logs, pipes), never on stdout where --json goes.
+ * Progress on stderr while `run` works: a bar over the timed forwards when stderr is a
+ * terminal, nothing otherwise (CI logs, pipes, files: the results on stdout say it all),
+ * never on stdout where the results and --json go.
  */
 export interface ProgressReporter {
   stage(text: string): void;
@@ -14,13 +15,7 @@ export function progressReporter(
   total: number,
   stream: NodeJS.WriteStream = process.stderr,
 ): ProgressReporter {
-  if (!stream.isTTY) {
-    return {
-      stage: (text) => stream.write(`sprig: ${text}\n`),
-      rep: (done, ms) => stream.write(`sprig: forward ${done}/${total}: ${ms.toFixed(1)} ms\n`),
-      stop: () => undefined,
-    };
-  }
+  if (!stream.isTTY) return { stage: () => undefined, rep: () => undefined, stop: () => undefined };
   const bar = new cliProgress.SingleBar(
     {
       stream,

@@ -6,6 +6,9 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { build } from "esbuild";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { EXAMPLES } from "../../src/cli/help.js";
+import { buildProgram } from "../../src/cli/main.js";
+import { VERSION } from "../../src/version.js";
 
 const ROOT = fileURLToPath(new URL("../../", import.meta.url));
 const CONFORMANCE = fileURLToPath(new URL("../../../shared/conformance/", import.meta.url));
@@ -31,11 +34,13 @@ async function slot<T>(body: () => Promise<T>): Promise<T> {
 }
 
 /**
- * How the CLI is launched. "tsx" is the documented path (`node --import tsx src/cli/main.ts`)
- * and "bin" the package's launcher; both spend about half a second starting tsx, so most
- * checks run "bundle": the same sources bundled once by esbuild (what tsx transpiles with),
- * packages left external, run by plain node. The launcher tests below check that all three
- * behave alike.
+ * How the CLI is launched. "tsx" is the development path (`node --import tsx
+ * src/cli/main.ts`, what `npm start` and `npm run sprig` do), "bin" the package's launcher,
+ * which runs the compiled CLI in dist/ (built by `npm ci` through `prepare`, or `npm run
+ * build`; a missing dist/ fails these tests) with plain node, and "bundle" the sources
+ * bundled once by esbuild (what tsx transpiles with), packages left external, run by plain
+ * node: most checks use it, as it starts fastest. The launcher tests below check that all
+ * three behave alike.
  */
 type Launcher = "tsx" | "bin" | "bundle";
 
@@ -54,13 +59,20 @@ function launch(via: Launcher, args: readonly string[]): string[] {
 }
 
 /** Runs the CLI as a child process from the repository root. */
-function sprig(args: readonly string[], via: Launcher = "bundle"): Promise<Run> {
-  return slot(() => spawnCli(launch(via, args)));
+function sprig(
+  args: readonly string[],
+  via: Launcher = "bundle",
+  extraEnv: Readonly<Record<string, string>> = {},
+): Promise<Run> {
+  return slot(() => spawnCli(launch(via, args), extraEnv));
 }
 
-function spawnCli(argv: readonly string[]): Promise<Run> {
+function spawnCli(
+  argv: readonly string[],
+  extraEnv: Readonly<Record<string, string>> = {},
+): Promise<Run> {
   return new Promise((resolve, reject) => {
-    const env = { ...process.env };
+    const env = { ...process.env, ...extraEnv };
     delete env.SPRIG_DEBUG;
     const child = spawn(process.execPath, argv, {
       cwd: ROOT,
@@ -84,9 +96,9 @@ function lines(text: string): string[] {
   return text.split("\n").filter((l) => l.trim() !== "");
 }
 
-/** A user error: non-zero exit, one "sprig: ..." line on stderr, no stack trace. */
+/** A user error: exit status 1, one "sprig: ..." line on stderr, no stack trace. */
 function expectUserError(run: Run, ...mentions: string[]): string {
-  expect(run.code, run.stderr).not.toBe(0);
+  expect(run.code, run.stderr).toBe(1);
   expect(run.stderr).not.toContain("    at ");
   const err = lines(run.stderr);
   expect(err, run.stderr).toHaveLength(1);
@@ -131,6 +143,93 @@ describe.concurrent("launchers", () => {
     expect(viaBin).toEqual(viaTsx);
     expect(viaBundle).toEqual(viaTsx);
   });
+
+  it("bin/sprig.js runs the compiled CLI on plain node: tsx is never loaded", async () => {
+    // A resolve hook that lists every module the launcher's process resolves, on stderr.
+    const hook = `data:text/javascript,${encodeURIComponent(
+      'export async function resolve(s, c, next) { const r = await next(s, c); process.stderr.write("resolved " + r.url + "\\n"); return r; }',
+    )}`;
+    const register = `data:text/javascript,${encodeURIComponent(
+      `import { register } from "node:module"; register(${JSON.stringify(hook)});`,
+    )}`;
+    const run = await slot(() => spawnCli(["--import", register, "bin/sprig.js", "--version"]));
+    expect(run.code, run.stderr).toBe(0);
+    expect(run.stdout).toBe(`${VERSION}\n`);
+    const resolved = lines(run.stderr).filter((l) => l.startsWith("resolved "));
+    expect(resolved.some((l) => l.includes("/dist/src/cli/main.js"))).toBe(true);
+    expect(resolved.filter((l) => l.includes("/node_modules/tsx/"))).toEqual([]);
+  });
+});
+
+describe.concurrent("version, help and exit status", () => {
+  it("--version prints package.json's version through every launcher", async () => {
+    const pkg = JSON.parse(await readFile(join(ROOT, "package.json"), "utf8")) as {
+      version: string;
+    };
+    expect(VERSION).toBe(pkg.version);
+    for (const via of ["tsx", "bin", "bundle"] as const) {
+      const run = await sprig(["--version"], via);
+      expect(run, via).toEqual({ code: 0, stdout: `${pkg.version}\n`, stderr: "" });
+    }
+  });
+
+  it("every command has examples whose flags are all its own", () => {
+    const program = buildProgram();
+    const names = program.commands.map((c) => c.name());
+    expect(names.length).toBeGreaterThanOrEqual(11);
+    expect(Object.keys(EXAMPLES).sort()).toEqual([...names].sort());
+    for (const command of program.commands) {
+      const own = new Set(command.options.map((o) => o.long));
+      for (const example of EXAMPLES[command.name()]!) {
+        const words = example.split(/\s+/);
+        expect(words.slice(0, 2), example).toEqual(["sprig", command.name()]);
+        const flags = words.filter((w) => w.startsWith("--"));
+        expect(
+          flags.filter((f) => !own.has(f)),
+          example,
+        ).toEqual([]);
+      }
+    }
+  });
+
+  it("every command's --help shows its examples and the exit status, with status 0", async () => {
+    const names = buildProgram().commands.map((c) => c.name());
+    const runs = await Promise.all(names.map((name) => sprig([name, "--help"])));
+    names.forEach((name, i) => {
+      const run = runs[i]!;
+      expect(run.code, `${name}: ${run.stderr}`).toBe(0);
+      expect(run.stdout).toContain(`Usage: sprig ${name} `);
+      expect(run.stdout).toContain(`  $ ${EXAMPLES[name]![0]}`);
+      expect(run.stdout).toContain("  2  internal error");
+    });
+    const top = await sprig(["--help"]);
+    expect(top.code).toBe(0);
+    for (const name of names) expect(top.stdout).toContain(`  ${name} `);
+    expect(top.stdout).toContain("Exit status:");
+  });
+
+  it("a user error exits 1 and an internal error 2, through bin/sprig.js and the bundle", async () => {
+    for (const via of ["bin", "bundle"] as const) {
+      expectUserError(await sprig(["report", "--frames", "0"], via), '"frames"');
+      const usage = await sprig(["report", "--no-such-flag"], via);
+      expect(usage.code, usage.stderr).toBe(1);
+      expect(usage.stderr).toContain("unknown option '--no-such-flag'");
+      const bug = await sprig(["report", "--frames", "2"], via, { SPRIG_TEST_INTERNAL_ERROR: "1" });
+      expect(bug.code, bug.stderr).toBe(2);
+      expect(bug.stdout).toBe("");
+      expect(bug.stderr).toMatch(/^sprig: internal error \(this is a bug in sprig\):\nError: /);
+      expect(bug.stderr).toContain("    at ");
+    }
+  });
+
+  it("run prints its results on stdout and nothing on stderr when stderr is not a terminal", async () => {
+    const args = ["run", "--frames", "1", "--layers", "1", "--backend", "reference"];
+    const run = await sprig([...args, "--reps", "1", "--warmup", "0"]);
+    expect(run.code, run.stderr).toBe(0);
+    expect(run.stderr).toBe("");
+    expect(run.stdout).toMatch(/^SViTT BEiT.*vision encoder, 1 frame.*, on reference /);
+    expect(run.stdout).toMatch(/\nforward: median [\d.]+ ms /);
+  });
 });
 
 describe.concurrent("sprig report", () => {
@@ -160,6 +259,26 @@ describe.concurrent("sprig report", () => {
     expect(Math.abs(report.dense_totals.macs / 1e9 - 78.49) / 78.49).toBeLessThan(0.005);
     expect(report.layers).toHaveLength(12);
     expect(report.sparsity.tokens.keepRate).toBe(0.7);
+  });
+
+  it("prints the memory estimate run would check, within this machine's memory", async () => {
+    const text = await sprig(["report", "--frames", "4"]);
+    expect(text.code, text.stderr).toBe(0);
+    expect(lines(text.stdout).find((l) => l.startsWith("memory: "))).toMatch(
+      /^memory: estimated peak [\d.]+ MiB \(weights [\d.]+ MiB, .*activations [\d.]+ MiB at %\d+ .*\); within the [\d.]+ GiB of this machine's memory/,
+    );
+    const json = await sprig(["report", "--frames", "4", "--json"]);
+    const { memory, totals } = JSON.parse(json.stdout);
+    expect(memory.weight_bytes).toBe(totals.weightBytes);
+    // pixel_values [1, 4, 3, 224, 224] f32
+    expect(memory.input_bytes).toBe(4 * 3 * 224 * 224 * 4);
+    expect(memory.estimated_peak_bytes).toBe(
+      memory.weight_bytes +
+        memory.constant_bytes +
+        memory.input_bytes +
+        memory.peak_activation_bytes,
+    );
+    expect(memory.limit_bytes).toBeGreaterThan(0);
   });
 
   it("--dense --frames 4 reports the dense encoder", async () => {
@@ -337,8 +456,7 @@ describe("sprig verify", () => {
       bytes.subarray(0, Math.floor(bytes.length / 2)),
     );
     const run = await sprig(["verify", dir]);
-    expect(run.code).toBe(1);
-    expect(run.stderr).not.toContain("    at ");
+    expectUserError(run, `verify ${dir}: 1 of 1 case failed`, name);
     const out = lines(run.stdout);
     expect(out.at(-1)).toBe("0 passed, 1 failed");
     expect(out.some((l) => l.startsWith("FAIL ") && l.includes(name))).toBe(true);

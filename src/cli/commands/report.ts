@@ -4,9 +4,16 @@ import { getPath } from "../../config/merge.js";
 import { writeFileAtomic } from "../../io/atomic.js";
 import { printDot } from "../../ir/dot.js";
 import { printGraph } from "../../ir/print.js";
+import { estimateMemory, formatBytes, formatMemoryEstimate } from "../../memory.js";
 import { modelByName } from "../../models/index.js";
 import { formatCostTable, formatTimings, gmac } from "../../report.js";
-import { addModelOptions, chosenModel, type ModelFlags, specFromFlags } from "../spec-options.js";
+import {
+  addModelOptions,
+  chosenModel,
+  type ModelFlags,
+  memoryBudget,
+  specFromFlags,
+} from "../spec-options.js";
 
 export function registerReport(program: Command): void {
   addModelOptions(
@@ -24,6 +31,9 @@ export function registerReport(program: Command): void {
     const dense = compileModel(model, model.dense(spec));
     const hasSparsity = compiled.cost.totals.macs !== dense.cost.totals.macs;
     const ratio = compiled.cost.totals.macs / dense.cost.totals.macs;
+    // What `run` would need (src/memory.ts), against what it would be allowed.
+    const memory = estimateMemory(compiled.graph);
+    const budget = memoryBudget({});
     if (flags.json) {
       process.stdout.write(
         `${JSON.stringify(
@@ -39,6 +49,15 @@ export function registerReport(program: Command): void {
             dense_totals: dense.cost.totals,
             sparse_dense_ratio: ratio,
             pass_ms: Object.fromEntries(compiled.timings.map((t) => [t.pass, t.ms])),
+            memory: {
+              weight_bytes: memory.weightBytes,
+              constant_bytes: memory.constantBytes,
+              input_bytes: memory.inputBytes,
+              peak_activation_bytes: memory.peakActivationBytes,
+              peak_at: memory.peakAt,
+              estimated_peak_bytes: memory.totalBytes,
+              limit_bytes: budget.limitBytes,
+            },
           },
           null,
           2,
@@ -52,6 +71,11 @@ export function registerReport(program: Command): void {
         `dense: ${gmac(dense.cost.totals.macs)} GMAC (attention ${gmac(dense.cost.totals.attentionMacs)}); sparse/dense = ${ratio.toFixed(3)}`,
       );
     }
+    const fits =
+      memory.totalBytes <= budget.limitBytes
+        ? `within the ${formatBytes(budget.limitBytes)} of ${budget.source}`
+        : `more than the ${formatBytes(budget.limitBytes)} of ${budget.source}: run would refuse it`;
+    lines.push(`memory: estimated peak ${formatMemoryEstimate(memory)}; ${fits}`);
     lines.push(formatTimings(compiled.timings));
     process.stdout.write(`${lines.join("\n")}\n`);
   });
@@ -77,7 +101,8 @@ export function registerCompile(program: Command): void {
       }
       if (flags.print || flags.dot === undefined)
         process.stdout.write(`${printGraph(compiled.graph)}\n`);
-      process.stderr.write(`${formatTimings(compiled.timings)}\n`);
+      // Pass timings are for a person watching (stdout holds the graph): a terminal only.
+      if (process.stderr.isTTY) process.stderr.write(`${formatTimings(compiled.timings)}\n`);
     },
   );
 }
