@@ -9,6 +9,15 @@ import type { Vocab } from "../inputs/vocab.js";
 import { ConfigError, InputError } from "../ir/errors.js";
 import type { Graph } from "../ir/graph.js";
 import { f32Tensor, type HostTensor, i32Tensor, numElements } from "../ir/tensor.js";
+import {
+  checkGraphSizes,
+  checkMemoryBudget,
+  combineEstimates,
+  type ExtraMemory,
+  estimateMemory,
+  type MemoryBudget,
+  type MemoryEstimate,
+} from "../memory.js";
 import { initWeights } from "../models/init.js";
 import { type RetrievalModelSpec, retrievalParts } from "../models/retrieval/index.js";
 import {
@@ -28,7 +37,7 @@ import {
   type WeightFile,
   type WeightLoadReport,
 } from "../runtime/weight-file.js";
-import { type CompileOptions, compileProgram } from "./compile.js";
+import { type CompiledGraph, type CompileOptions, compileProgram } from "./compile.js";
 import { pickBackend } from "./run.js";
 
 /**
@@ -68,6 +77,55 @@ export interface RetrieveOptions {
   readonly onProgress?: (message: string) => void;
   /** Only encode (sprig embed): no ITC matrix ranking, no ITM. */
   readonly embeddingsOnly?: boolean;
+  /** Refuse what the memory estimate says exceeds this (see planRetrieval); none: size rules only. */
+  readonly budget?: MemoryBudget;
+  /** The parts compiled already by planRetrieval for this spec, pairsPerBatch and embeddingsOnly. */
+  readonly plan?: RetrievalPlan;
+}
+
+/** The three parts compiled and checked, with their memory estimate held together. */
+export interface RetrievalPlan {
+  readonly video: CompiledGraph;
+  readonly text: CompiledGraph;
+  readonly itm: CompiledGraph | null;
+  readonly memory: MemoryEstimate;
+}
+
+/**
+ * Compiles the retrieval parts and checks, before any weights or inputs exist, that they
+ * can run together: the size rules on each part's dense graph, then on the compiled graph
+ * with attention workspace, then the memory estimate of the parts held at once (every
+ * part's weights, one part's inputs and activations at a time: combineEstimates), with
+ * `extra` (synthetic clips, the weights file as read) against `budget`.
+ */
+export function planRetrieval(
+  spec: RetrievalModelSpec,
+  options: {
+    readonly pairsPerBatch: number;
+    readonly embeddingsOnly: boolean;
+    readonly budget?: MemoryBudget;
+    readonly extra?: readonly ExtraMemory[];
+    readonly compile?: CompileOptions;
+  },
+): RetrievalPlan {
+  const programs = retrievalParts(spec, options.pairsPerBatch);
+  const what = `the retrieval model (${spec.vision.frames} frames)`;
+  const compiled = (program: (typeof programs)["video"], part: string) => {
+    checkGraphSizes(program.graph, `${what}, ${part} part`, { workspace: false });
+    const result = compileProgram(program, options.compile);
+    checkGraphSizes(result.graph, `${what}, ${part} part`, { workspace: true });
+    return result;
+  };
+  const video = compiled(programs.video, "video");
+  const text = compiled(programs.text, "text");
+  const itm = options.embeddingsOnly ? null : compiled(programs.itm, "ITM");
+  const memory = combineEstimates(
+    [video, text, ...(itm === null ? [] : [itm])].map((part) => estimateMemory(part.graph)),
+  );
+  if (options.budget !== undefined) {
+    checkMemoryBudget(memory, options.budget, what, options.extra ?? []);
+  }
+  return { video, text, itm, memory };
 }
 
 export interface RetrieveTimings {
@@ -172,12 +230,14 @@ export async function retrieve(options: RetrieveOptions): Promise<RetrieveResult
 
   // ---- compile and lower the three parts ----
   let t = performance.now();
-  const programs = retrievalParts(spec, pairsPerBatch);
-  const compiled = {
-    video: compileProgram(programs.video, options.compile),
-    text: compileProgram(programs.text, options.compile),
-    itm: options.embeddingsOnly ? null : compileProgram(programs.itm, options.compile),
-  };
+  const compiled =
+    options.plan ??
+    planRetrieval(spec, {
+      pairsPerBatch,
+      embeddingsOnly: options.embeddingsOnly === true,
+      ...(options.budget !== undefined ? { budget: options.budget } : {}),
+      ...(options.compile !== undefined ? { compile: options.compile } : {}),
+    });
   const compileMs = performance.now() - t;
   t = performance.now();
   const backend = await pickBackend(

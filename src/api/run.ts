@@ -6,6 +6,14 @@ import {
   loadBackend,
 } from "../../backends/registry.js";
 import { SprigError } from "../ir/errors.js";
+import {
+  checkGraphSizes,
+  checkMemoryBudget,
+  type ExtraMemory,
+  estimateMemory,
+  type MemoryBudget,
+  type MemoryEstimate,
+} from "../memory.js";
 import type { HostTensor } from "../ir/tensor.js";
 import type { VisionModelSpec } from "../models/config.js";
 import type { ModelDefinition } from "../models/definition.js";
@@ -35,6 +43,16 @@ export interface RunOptions {
   readonly weightFile?: WeightFile;
   /** Inputs by name (default: the model's synthetic inputs). */
   readonly inputs?: Readonly<Record<string, HostTensor>>;
+  /**
+   * Refuse, before weights or inputs are created, a model whose memory estimate exceeds
+   * this (src/memory.ts). Without it only the size rules apply; the CLI passes this
+   * machine's memory or --max-memory.
+   */
+  readonly budget?: MemoryBudget;
+  /** Memory held besides the graph's data while it runs (e.g. the weights file as read). */
+  readonly extraMemory?: readonly ExtraMemory[];
+  /** The model compiled already by compileWithinBudget (same model and spec), not again. */
+  readonly compiled?: CompiledModel;
   readonly onStage?: (stage: RunStage, detail: string) => void;
   readonly onRep?: (done: number, total: number, ms: number) => void;
 }
@@ -95,6 +113,29 @@ function peakRssMb(): number {
   return process.resourceUsage().maxRSS / 1024;
 }
 
+/**
+ * Compiles `spec` of `model` and checks, before anything is allocated, that it can run:
+ * the size rules on the dense graph the model builds (before the sparsity passes, which
+ * take long on absurd sizes), then on the compiled graph with attention workspace, then
+ * the memory estimate against `budget` (with `extra` memory held besides). Returns the
+ * compiled model and its estimate; throws ResourceError naming the model.
+ */
+export function compileWithinBudget<Spec>(
+  model: ModelDefinition<Spec>,
+  spec: Spec,
+  budget?: MemoryBudget,
+  extra: readonly ExtraMemory[] = [],
+): { compiled: CompiledModel<Spec>; memory: MemoryEstimate } {
+  model.check(spec);
+  const what = model.describe(spec);
+  checkGraphSizes(model.build(spec).graph, what, { workspace: false });
+  const compiled = compileModel(model, spec);
+  checkGraphSizes(compiled.graph, what, { workspace: true });
+  const memory = estimateMemory(compiled.graph);
+  if (budget !== undefined) checkMemoryBudget(memory, budget, what, extra);
+  return { compiled, memory };
+}
+
 /** Compiles `spec` of `model` and times it on a backend (see RunOptions). */
 export async function runModel<Spec>(
   model: ModelDefinition<Spec>,
@@ -108,15 +149,18 @@ export async function runModel<Spec>(
   if (!(Number.isInteger(warmup) && warmup >= 0))
     throw new SprigError(`warmup must be an integer >= 0, got ${warmup}`);
   const stage = options.onStage ?? (() => undefined);
+
+  // Compiled and checked against the budget first, so a refusal comes before any loading.
+  stage("compile", model.describe(spec));
+  let t = performance.now();
+  const compiled =
+    (options.compiled as CompiledModel<Spec> | undefined) ??
+    compileWithinBudget(model, spec, options.budget, options.extraMemory).compiled;
+  const compileMs = performance.now() - t;
   const backend = await pickBackend(
     options.backend,
     options.kernels === undefined ? {} : { kernels: options.kernels },
   );
-
-  stage("compile", model.describe(spec));
-  let t = performance.now();
-  const compiled = compileModel(model, spec);
-  const compileMs = performance.now() - t;
 
   const seed = options.seed ?? 0;
   stage(

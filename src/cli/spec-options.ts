@@ -1,9 +1,11 @@
+import { totalmem } from "node:os";
 import type { Command } from "commander";
-import { applyFlags, type FlagSpec } from "../config/flags.js";
+import { applyFlags, type FlagSpec, parseByteSize } from "../config/flags.js";
 import { getPath, isPlainObject, mergeConfig } from "../config/merge.js";
 import { int, parseConfig } from "../config/schema.js";
 import { readTextFile } from "../io/files.js";
 import { ConfigError, SprigError } from "../ir/errors.js";
+import { checkGraphSizes, type MemoryBudget } from "../memory.js";
 import type { ModelDefinition } from "../models/definition.js";
 import { isModelName, MODEL_NAMES, MODELS, type ModelName } from "../models/index.js";
 import { MAX_FRAMES } from "../models/vision/schema.js";
@@ -153,5 +155,27 @@ export async function specFromFlags<Spec>(
   const all = allModelFlags(models);
   const given = givenFlags(model as ModelDefinition<unknown>, flags, all);
   const merged = applyFlags(mergeConfig(preset, file), model.flags, given);
-  return model.check(parseConfig(model.schema, merged));
+  const spec = model.check(parseConfig(model.schema, merged));
+  // The size rules on the dense graph (milliseconds), before any command runs the passes.
+  checkGraphSizes(model.build(spec).graph, model.describe(spec), { workspace: false });
+  return spec;
+}
+
+/** --max-memory, for the commands that compile and run (run, export, emit, retrieve, embed, bench). */
+export function addMemoryOption(command: Command): Command {
+  return command.option(
+    "--max-memory <size>",
+    "refuse models whose memory estimate exceeds this, e.g. 8GiB (default: this machine's memory)",
+  );
+}
+
+/** The memory budget of a command: --max-memory, else this machine's memory. */
+export function memoryBudget(flags: { readonly maxMemory?: string }): MemoryBudget {
+  if (flags.maxMemory !== undefined) {
+    return {
+      limitBytes: parseByteSize("--max-memory", "maxMemory", flags.maxMemory),
+      source: `--max-memory ${flags.maxMemory}`,
+    };
+  }
+  return { limitBytes: totalmem(), source: "this machine's memory (os.totalmem)" };
 }

@@ -117,3 +117,64 @@ function isNullAt(root: unknown, path: string): boolean {
   }
   return value === null;
 }
+
+/**
+ * A command's own integer option (--reps, --threads, --k, ...), parsed as strictly as the
+ * model flags: decimal digits only, within [min, max]; the message states that range.
+ * `field` is the name the error reports; undefined text gives `fallback`.
+ */
+export function parseIntOption(
+  flag: string,
+  field: string,
+  text: string | undefined,
+  range: { readonly min: number; readonly max: number },
+  fallback: number,
+): number {
+  if (text === undefined) return fallback;
+  const value = Number(text);
+  if (!INTEGER.test(text) || !(value >= range.min && value <= range.max)) {
+    throw new ConfigError(
+      field,
+      `${flag} must be a decimal integer in [${range.min}, ${range.max}], got ${JSON.stringify(text)}`,
+    );
+  }
+  return value;
+}
+
+const BYTE_UNITS: Readonly<Record<string, number>> = {
+  "": 1,
+  b: 1,
+  k: 2 ** 10,
+  kb: 1e3,
+  kib: 2 ** 10,
+  m: 2 ** 20,
+  mb: 1e6,
+  mib: 2 ** 20,
+  g: 2 ** 30,
+  gb: 1e9,
+  gib: 2 ** 30,
+  t: 2 ** 40,
+  tb: 1e12,
+  tib: 2 ** 40,
+};
+const BYTE_SIZE = /^(\d+(?:\.\d+)?)\s*([a-zA-Z]*)$/;
+
+/**
+ * A memory size such as "8GiB", "512MiB", "2G" (binary: K, M, G, T are powers of 1024, as
+ * KiB, MiB, ...), "16GB" (decimal) or a plain byte count; at least 1 MiB, since no model
+ * compiles in less. Throws ConfigError naming `field`.
+ */
+export function parseByteSize(flag: string, field: string, text: string): number {
+  const match = BYTE_SIZE.exec(text.trim());
+  const unitName = match === null ? "" : match[2]!.toLowerCase();
+  const unit =
+    match !== null && Object.hasOwn(BYTE_UNITS, unitName) ? BYTE_UNITS[unitName] : undefined;
+  const bytes = match === null || unit === undefined ? Number.NaN : Number(match[1]) * unit;
+  if (!(Number.isFinite(bytes) && bytes >= 2 ** 20 && bytes <= 2 ** 60)) {
+    throw new ConfigError(
+      field,
+      `${flag} must be a size from 1MiB to 1EiB such as 8GiB, 512MiB or 16GB, got ${JSON.stringify(text)}`,
+    );
+  }
+  return Math.floor(bytes);
+}

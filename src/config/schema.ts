@@ -72,10 +72,18 @@ function valueAt(root: unknown, path: readonly PropertyKey[]): unknown {
   return value;
 }
 
+/**
+ * The given value as a message shows it, its JSON type spelled out where the type is the
+ * problem: `the string "8"` (not a bare "8", which reads as a number out of range),
+ * `an object`, `a list`; numbers, booleans and null as they are.
+ */
 function shown(value: unknown): string {
   if (value === undefined) return "nothing";
-  const text = JSON.stringify(value);
-  return text.length > 80 ? `${text.slice(0, 77)}...` : text;
+  const cut = (text: string) => (text.length > 80 ? `${text.slice(0, 77)}...` : text);
+  if (typeof value === "string") return `the string ${cut(JSON.stringify(value))}`;
+  if (Array.isArray(value)) return `the list ${cut(JSON.stringify(value))}`;
+  if (typeof value === "object" && value !== null) return `an object ${cut(JSON.stringify(value))}`;
+  return cut(JSON.stringify(value) ?? String(value));
 }
 
 /**
@@ -131,7 +139,8 @@ export function underField<T>(prefix: string, check: () => T): T {
   try {
     return check();
   } catch (error) {
-    if (error instanceof ConfigError) throw new ConfigError(`${prefix}.${error.field}`, error.detail);
+    if (error instanceof ConfigError)
+      throw new ConfigError(`${prefix}.${error.field}`, error.detail);
     throw error;
   }
 }

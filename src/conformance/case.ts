@@ -1,7 +1,8 @@
-import { readFile } from "node:fs/promises";
+import { readdir } from "node:fs/promises";
 import { basename, join } from "node:path";
 import { SprigError } from "../ir/errors.js";
 import type { HostTensor } from "../ir/tensor.js";
+import { FileReadError, readTextFile } from "../io/files.js";
 import { readSafetensors } from "../io/safetensors.js";
 
 /**
@@ -136,11 +137,11 @@ export async function loadCase(sidecarPath: string): Promise<ConformanceCase> {
   const name = basename(sidecarPath).replace(/\.json$/, "");
   let text: string;
   try {
-    text = await readFile(sidecarPath, "utf8");
+    // A regular file of UTF-8 only: a FIFO or device named NAME.json is refused unread.
+    text = await readTextFile(sidecarPath, "sidecar");
   } catch (error) {
-    throw new CaseError(
-      `${sidecarPath}: cannot read (${(error as NodeJS.ErrnoException).code ?? String(error)})`,
-    );
+    if (error instanceof FileReadError) throw new CaseError(`${sidecarPath}: ${error.problem}`);
+    throw error;
   }
   const sidecar = parseSidecar(sidecarPath, text);
   const tensorPath = sidecarPath.replace(/\.json$/, ".safetensors");
@@ -155,7 +156,6 @@ export async function loadCase(sidecarPath: string): Promise<ConformanceCase> {
 
 /** Sidecar paths of every case in `dir` (each NAME.json next to a NAME.safetensors or not). */
 export async function listCases(dir: string): Promise<string[]> {
-  const { readdir } = await import("node:fs/promises");
   let entries: string[];
   try {
     entries = await readdir(dir);

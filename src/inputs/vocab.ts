@@ -13,7 +13,7 @@
  * One leading byte-order mark is skipped (Python's "utf-8" codec would keep it inside the
  * first token, renaming "[PAD]" to "\uFEFF[PAD]").
  */
-import { readFile } from "node:fs/promises";
+import { FileReadError, MAX_TEXT_FILE_BYTES, readRegularFile } from "../io/files.js";
 import { SprigError } from "../ir/errors.js";
 
 /** A vocabulary file is unreadable or malformed, or text cannot be tokenized with it. */
@@ -124,10 +124,14 @@ export function parseVocab(text: string, source: string): Vocab {
 export async function readVocab(path: string): Promise<Vocab> {
   let bytes: Uint8Array;
   try {
-    bytes = await readFile(path);
+    // A regular file only (a FIFO or /dev/zero is refused unread), at most 64 MiB.
+    bytes = await readRegularFile(path, "vocabulary file", MAX_TEXT_FILE_BYTES);
   } catch (error) {
-    const reason = (error as NodeJS.ErrnoException).code ?? (error as Error).message;
-    throw new TokenizerError(path, undefined, `cannot read vocabulary file (${reason})`);
+    if (error instanceof FileReadError) {
+      const problem = error.problem.replace("cannot read file", "cannot read vocabulary file");
+      throw new TokenizerError(path, undefined, problem);
+    }
+    throw error;
   }
   return parseVocab(decodeUtf8(bytes, path), path);
 }

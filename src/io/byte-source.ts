@@ -66,7 +66,16 @@ export function openFileSource(path: string): FileSource {
   let byteLength: number;
   try {
     const info = fstatSync(fd);
-    if (!info.isFile()) throw new CheckpointError(path, undefined, "is not a regular file");
+    if (!info.isFile()) {
+      const kind = info.isDirectory()
+        ? "a directory"
+        : info.isFIFO()
+          ? "a FIFO"
+          : info.isCharacterDevice() || info.isBlockDevice()
+            ? "a device"
+            : "not a regular file";
+      throw new CheckpointError(path, undefined, `is ${kind}, not a regular file`);
+    }
     byteLength = info.size;
   } catch (error) {
     closeSync(fd);

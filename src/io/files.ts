@@ -2,21 +2,56 @@ import { constants } from "node:fs";
 import { type FileHandle, open } from "node:fs/promises";
 import { SprigError } from "../ir/errors.js";
 
+/**
+ * Reading the files users name (configs, captions, vocabularies, weights, conformance
+ * cases). Only regular files are read: the open does not block, so a FIFO never waits for
+ * a writer, and the type is checked on the opened handle (not on the path, which could be
+ * swapped in between), so a device (/dev/zero, /dev/urandom), a directory or a socket is
+ * refused before one byte is read. The size comes from the same handle, so a reader can
+ * check it against a header before it allocates anything.
+ */
+
 /** A file could not be read; names the path, what it was meant to be and why. */
 export class FileReadError extends SprigError {
   override readonly name = "FileReadError";
+  /**
+   * `problem` says what is wrong without the path ("is a FIFO, not a regular file",
+   * "cannot read file (ENOENT)"), for readers that name the file their own way.
+   */
+  constructor(
+    readonly path: string,
+    readonly problem: string,
+    message: string,
+  ) {
+    super(message);
+  }
 }
 
 function reason(error: unknown): string {
-  return (error as NodeJS.ErrnoException).code ?? (error as Error).message;
+  const code = (error as NodeJS.ErrnoException).code;
+  if (code !== undefined) return code;
+  const message = (error as Error).message;
+  return message === "" ? String(error) : message;
 }
 
-/**
- * Opens `path` for reading only if it is a regular file. The open is non-blocking, so a
- * FIFO never waits for a writer, and the type is checked on the opened handle, so a
- * device (/dev/zero, /dev/urandom), a directory or a socket is refused before one byte
- * is read. `what` names the file's role in messages ("config", "checkpoint").
- */
+function kindOf(info: Awaited<ReturnType<FileHandle["stat"]>>): string {
+  if (info.isDirectory()) return "a directory";
+  if (info.isFIFO()) return "a FIFO";
+  if (info.isCharacterDevice() || info.isBlockDevice()) return "a device";
+  if (info.isSocket()) return "a socket";
+  return "not a regular file";
+}
+
+function cannotRead(path: string, what: string, error: unknown): FileReadError {
+  const why = reason(error);
+  return new FileReadError(
+    path,
+    `cannot read file (${why})`,
+    `cannot read ${what} ${path}: ${why}`,
+  );
+}
+
+/** Opens `path` for reading only if it is a regular file (see the module comment). */
 export async function openRegularFile(
   path: string,
   what: string,
@@ -25,27 +60,48 @@ export async function openRegularFile(
   try {
     handle = await open(path, constants.O_RDONLY | constants.O_NONBLOCK);
   } catch (error) {
-    throw new FileReadError(`cannot read ${what} ${path}: ${reason(error)}`);
+    throw cannotRead(path, what, error);
   }
   try {
     const info = await handle.stat();
     if (!info.isFile()) {
-      const kind = info.isDirectory()
-        ? "a directory"
-        : info.isFIFO()
-          ? "a FIFO"
-          : info.isCharacterDevice() || info.isBlockDevice()
-            ? "a device"
-            : info.isSocket()
-              ? "a socket"
-              : "not a regular file";
-      throw new FileReadError(`${what} ${path} is ${kind}, not a regular file`);
+      const problem = `is ${kindOf(info)}, not a regular file`;
+      throw new FileReadError(path, problem, `${what} ${path} ${problem}`);
     }
     return { handle, size: info.size };
   } catch (error) {
     await handle.close().catch(() => undefined);
     if (error instanceof FileReadError) throw error;
-    throw new FileReadError(`cannot read ${what} ${path}: ${reason(error)}`);
+    throw cannotRead(path, what, error);
+  }
+}
+
+/**
+ * Reads exactly `length` bytes at `position` of an open file into `target` (from its
+ * start). A file that ends early (it shrank after its size was taken) is a FileReadError.
+ */
+export async function readExactly(
+  handle: FileHandle,
+  target: Uint8Array,
+  position: number,
+  path: string,
+  what: string,
+): Promise<void> {
+  let done = 0;
+  while (done < target.byteLength) {
+    let bytesRead: number;
+    try {
+      // at most 1 GiB per call: larger reads are refused by some platforms
+      const chunk = Math.min(target.byteLength - done, 2 ** 30);
+      ({ bytesRead } = await handle.read(target, done, chunk, position + done));
+    } catch (error) {
+      throw cannotRead(path, what, error);
+    }
+    if (bytesRead === 0) {
+      const problem = `shrank to ${position + done} bytes while it was read`;
+      throw new FileReadError(path, problem, `${what} ${path} ${problem}`);
+    }
+    done += bytesRead;
   }
 }
 
@@ -58,22 +114,12 @@ export async function readRegularFile(
   const { handle, size } = await openRegularFile(path, what);
   try {
     if (size > maxBytes) {
-      throw new FileReadError(
-        `${what} ${path} is ${size} bytes, more than the ${maxBytes} a ${what} may have`,
-      );
+      const problem = `is ${size} bytes, more than the ${maxBytes} a ${what} may have`;
+      throw new FileReadError(path, problem, `${what} ${path} ${problem}`);
     }
     const bytes = Buffer.alloc(size);
-    let done = 0;
-    while (done < size) {
-      const { bytesRead } = await handle.read(bytes, done, size - done, done);
-      if (bytesRead === 0) break;
-      done += bytesRead;
-    }
-    if (done !== size) throw new FileReadError(`${what} ${path} shrank while it was read`);
+    await readExactly(handle, bytes, 0, path, what);
     return bytes;
-  } catch (error) {
-    if (error instanceof FileReadError) throw error;
-    throw new FileReadError(`cannot read ${what} ${path}: ${reason(error)}`);
   } finally {
     await handle.close().catch(() => undefined);
   }
@@ -91,6 +137,7 @@ export async function readTextFile(
   try {
     return new TextDecoder("utf-8", { fatal: true }).decode(bytes);
   } catch {
-    throw new FileReadError(`${what} ${path} is not valid UTF-8 text`);
+    const problem = "is not valid UTF-8 text";
+    throw new FileReadError(path, problem, `${what} ${path} ${problem}`);
   }
 }

@@ -18,20 +18,46 @@
  * `parseSafetensorsFile` instead keeps F16, BF16 and U8 as stored (FileTensor: bit
  * patterns / bytes), for callers that need the file's exact values.
  *
- * The reader trusts nothing in the file. Before any tensor is decoded it checks:
- *   - the file holds the 8-byte length prefix; the header length is non-zero, at most
- *     100 MB (anything larger is a corrupt prefix, not a real header) and within the file;
- *   - the header is valid UTF-8, parses as JSON and is an object;
- *   - `__metadata__`, if present, is an object of string values;
- *   - every entry is an object with exactly the fields dtype, shape and data_offsets; the
- *     dtype is supported; the shape is an array of non-negative safe integers; the
- *     offsets are two non-negative safe integers with begin <= end <= data section size;
- *   - each tensor's byte length equals its element count times its element size;
- *   - no two tensors share a byte (zero-size tensors occupy no bytes). Gaps between
- *     tensors are tolerated.
+ * The reader trusts nothing in the file and is at least as strict as the format's
+ * reference implementation (huggingface/safetensors, Rust: `SafeTensors::read_metadata`
+ * and `Metadata::validate`). Before any tensor is decoded, and when reading from disk
+ * before the data section is even read, it checks these rules (R1-R12; the tests in
+ * test/io/safetensors.test.ts are named after them):
+ *
+ *   R1  the file is at least 8 bytes (reference: HeaderTooSmall);
+ *   R2  the header length N is at most 100,000,000 bytes (HeaderTooLarge) and 8 + N is
+ *       within the file (InvalidHeaderLength); N = 0 is refused too (an empty header is
+ *       no JSON, InvalidHeaderDeserialization there);
+ *   R3  the header is valid UTF-8 (InvalidHeader);
+ *   R4  the header is one JSON object, nothing but JSON whitespace after it, nested at most
+ *       64 levels (InvalidHeaderDeserialization);
+ *   R5  no key appears twice in any object of the header. The reference's serde rejects a
+ *       repeated field inside an entry ("duplicate field") and keeps the last of repeated
+ *       tensor names, whose lost bytes then fail R11; sprig refuses both outright;
+ *   R6  `__metadata__`, if present, is an object of string values (the reference also
+ *       takes null there; sprig refuses it);
+ *   R7  every other entry is an object with exactly the fields dtype, shape and
+ *       data_offsets (the reference ignores unknown fields; sprig refuses them, since they
+ *       are most likely typos such as "data_offset");
+ *   R8  the dtype is one sprig reads (the reference knows more: F64, I8, BOOL, ...);
+ *   R9  the shape is an array of non-negative integer literals and data_offsets exactly
+ *       two: "2.0", "1e3", "-0" or a string are refused even where the value is whole (the
+ *       reference deserializes them as usize, which takes integer literals only);
+ *   R10 the element count times the element size is exact (no overflow, reference:
+ *       ValidationOverflow) and equals end - begin (TensorInvalidInfo), with begin <= end;
+ *   R11 sorted by offsets, the tensors tile the data section: the first begins at 0 and
+ *       each begins where the previous one ended, so no two tensors share a byte and no
+ *       byte lies between two tensors (InvalidOffset); a zero-size tensor sits at such a
+ *       boundary too;
+ *   R12 the last tensor ends exactly at the end of the file: no trailing bytes
+ *       (MetadataIncompleteBuffer).
+ *
  * Every failure is a SafetensorsError naming the file and, where one entry is at fault,
- * that tensor. Allocation only happens after these checks, so it is bounded by the file
- * size.
+ * that tensor. From disk, only a regular file is opened (src/io/files.ts: a FIFO, device
+ * or directory is refused before reading) and its size, taken from the open handle, is
+ * what R2, R11 and R12 check against; the data section is read tensor by tensor into the
+ * tensors' own buffers, so memory stays bounded by the file's declared (and checked)
+ * contents.
  *
  * The writer emits F32 for f32 and I64 for i32 (so index tensors round-trip with PyTorch),
  * and F16, BF16 and U8 for FileTensors (raw bit patterns / bytes, e.g. weights converted
@@ -39,15 +65,16 @@
  * multiple of 8 bytes and lays the data out contiguously by element size, largest first:
  * I64, F32, F16, BF16, U8, each group sorted by name. The data section starts 8-aligned
  * and each group's length is a multiple of its element size, hence of every smaller one,
- * so every tensor starts aligned to its element size without any gap; the reference
- * implementation rejects files with gaps.
+ * so every tensor starts aligned to its element size without any gap (R11, R12).
  */
 
-import { readFile } from "node:fs/promises";
-import { writeFileAtomic } from "./atomic.js";
+import type { FileHandle } from "node:fs/promises";
 import { SafetensorsError } from "../ir/errors.js";
 import { f32Tensor, formatShape, type HostTensor, i32Tensor, numElements } from "../ir/tensor.js";
+import { writeFileAtomic } from "./atomic.js";
+import { FileReadError, openRegularFile, readExactly } from "./files.js";
 import { bfloat16BitsToFloat32, float16BitsToFloat32 } from "./half.js";
+import { NonIntegerLiteral, parseStrictJson, StrictJsonError } from "./strict-json.js";
 
 export interface SafetensorsFile {
   tensors: Map<string, HostTensor>;
@@ -110,27 +137,31 @@ interface TensorEntry {
   readonly end: number;
 }
 
+/** A validated header: its entries (in data order) and metadata. */
+interface Header {
+  readonly entries: readonly TensorEntry[];
+  readonly metadata: Record<string, string>;
+}
+
 // ---------------------------------------------------------------------------------------
 // Reading
 // ---------------------------------------------------------------------------------------
 
 /** Reads and validates a safetensors file; tensors come back as sprig's f32 / i32. */
 export async function readSafetensors(path: string): Promise<SafetensorsFile> {
-  return parseSafetensors(await readBytes(path), path);
+  const { header, tensors } = await readFromDisk(path, (entry, raw, fail) =>
+    decodeTensor(entry, raw, fail),
+  );
+  return { tensors, metadata: header.metadata };
 }
 
 /** Reads and validates a safetensors file, keeping F16 / BF16 / U8 tensors as stored. */
 export async function readSafetensorsFile(path: string): Promise<SafetensorsFileExact> {
-  return parseSafetensorsFile(await readBytes(path), path);
-}
-
-async function readBytes(path: string): Promise<Uint8Array> {
-  try {
-    return await readFile(path);
-  } catch (error) {
-    const reason = (error as NodeJS.ErrnoException).code ?? (error as Error).message;
-    throw new SafetensorsError(path, undefined, `cannot read file (${reason})`);
-  }
+  const { header, tensors } = await readFromDisk<StoredTensor>(
+    path,
+    (entry, raw, fail) => decodeStored(entry, raw) ?? decodeTensor(entry, raw, fail),
+  );
+  return { tensors, metadata: header.metadata };
 }
 
 /**
@@ -138,72 +169,131 @@ async function readBytes(path: string): Promise<Uint8Array> {
  * tensors own fresh, aligned buffers and do not alias `bytes`.
  */
 export function parseSafetensors(bytes: Uint8Array, fileLabel: string): SafetensorsFile {
-  const { entries, data, metadata, fail } = parseLayout(bytes, fileLabel);
+  const fail = failFor(fileLabel);
+  const { header, data } = layoutInMemory(bytes, fail);
   const tensors = new Map<string, HostTensor>();
-  for (const entry of entries) {
+  for (const entry of header.entries) {
     tensors.set(entry.name, decodeTensor(entry, data.subarray(entry.begin, entry.end), fail));
   }
-  return { tensors, metadata };
+  return { tensors, metadata: header.metadata };
 }
 
 /** Like parseSafetensors, but F16 / BF16 / U8 tensors stay as stored (FileTensor). */
 export function parseSafetensorsFile(bytes: Uint8Array, fileLabel: string): SafetensorsFileExact {
-  const { entries, data, metadata, fail } = parseLayout(bytes, fileLabel);
+  const fail = failFor(fileLabel);
+  const { header, data } = layoutInMemory(bytes, fail);
   const tensors = new Map<string, StoredTensor>();
-  for (const entry of entries) {
+  for (const entry of header.entries) {
     const raw = data.subarray(entry.begin, entry.end);
     tensors.set(entry.name, decodeStored(entry, raw) ?? decodeTensor(entry, raw, fail));
   }
-  return { tensors, metadata };
+  return { tensors, metadata: header.metadata };
 }
 
-interface Layout {
-  readonly entries: readonly TensorEntry[];
-  readonly data: Uint8Array;
-  readonly metadata: Record<string, string>;
-  readonly fail: Fail;
-}
-
-/** Validates the prefix, header and every entry; decodes nothing. */
-function parseLayout(bytes: Uint8Array, fileLabel: string): Layout {
-  const fail: Fail = (tensor, detail) => {
+function failFor(fileLabel: string): Fail {
+  return (tensor, detail) => {
     throw new SafetensorsError(fileLabel, tensor, detail);
   };
+}
 
-  if (bytes.byteLength < PREFIX_BYTES) {
-    fail(undefined, `file is ${bytes.byteLength} bytes, shorter than the 8-byte header length`);
+/** R1, R2: the header length the 8-byte prefix declares, checked against the file size. */
+function headerLength(prefix: Uint8Array, fileBytes: number, fail: Fail): number {
+  if (fileBytes < PREFIX_BYTES) {
+    fail(undefined, `file is ${fileBytes} bytes, shorter than the 8-byte header length`);
   }
-  const prefix = new DataView(bytes.buffer, bytes.byteOffset, PREFIX_BYTES);
   // Compare as bigint: a corrupt prefix can exceed 2^53, where Number would round.
-  const declaredLength = prefix.getBigUint64(0, true);
-  if (declaredLength === 0n) fail(undefined, "header length is 0");
-  if (declaredLength > BigInt(MAX_HEADER_BYTES)) {
-    fail(undefined, `header length ${declaredLength} exceeds the ${MAX_HEADER_BYTES}-byte limit`);
+  const declared = new DataView(prefix.buffer, prefix.byteOffset, PREFIX_BYTES).getBigUint64(
+    0,
+    true,
+  );
+  if (declared === 0n) fail(undefined, "header length is 0");
+  if (declared > BigInt(MAX_HEADER_BYTES)) {
+    fail(undefined, `header length ${declared} exceeds the ${MAX_HEADER_BYTES}-byte limit`);
   }
-  const headerLength = Number(declaredLength);
-  if (headerLength > bytes.byteLength - PREFIX_BYTES) {
+  const length = Number(declared);
+  if (length > fileBytes - PREFIX_BYTES) {
     fail(
       undefined,
-      `header length ${headerLength} runs past the end of the file ` +
-        `(${bytes.byteLength - PREFIX_BYTES} bytes follow the length prefix)`,
+      `header length ${length} runs past the end of the file ` +
+        `(${fileBytes - PREFIX_BYTES} bytes follow the length prefix)`,
     );
   }
+  return length;
+}
 
-  const dataStart = PREFIX_BYTES + headerLength;
-  const header = parseHeaderJson(bytes.subarray(PREFIX_BYTES, dataStart), fail);
+function layoutInMemory(bytes: Uint8Array, fail: Fail): { header: Header; data: Uint8Array } {
+  const length = headerLength(bytes, bytes.byteLength, fail);
+  const dataStart = PREFIX_BYTES + length;
   const data = bytes.subarray(dataStart);
+  const header = parseHeader(bytes.subarray(PREFIX_BYTES, dataStart), data.byteLength, fail);
+  return { header, data };
+}
 
+/**
+ * Byte arrays read from disk for one tensor alone: they start at offset 0 of their own
+ * ArrayBuffer, so decoding may reinterpret them instead of copying.
+ */
+const FRESH = new WeakSet<Uint8Array>();
+
+type Decode<T> = (entry: TensorEntry, raw: Uint8Array, fail: Fail) => T;
+
+/**
+ * Opens a regular file, validates its prefix and header against its size (R1-R12), and
+ * only then reads each tensor's bytes and decodes them.
+ */
+async function readFromDisk<T>(
+  path: string,
+  decode: Decode<T>,
+): Promise<{ header: Header; tensors: Map<string, T> }> {
+  const fail = failFor(path);
+  let opened: { handle: FileHandle; size: number };
+  try {
+    opened = await openRegularFile(path, "safetensors file");
+  } catch (error) {
+    if (error instanceof FileReadError) fail(undefined, error.problem);
+    throw error;
+  }
+  const { handle, size } = opened;
+  const read = async (position: number, length: number): Promise<Uint8Array> => {
+    const target = new Uint8Array(length);
+    try {
+      await readExactly(handle, target, position, path, "safetensors file");
+    } catch (error) {
+      if (error instanceof FileReadError) fail(undefined, error.problem);
+      throw error;
+    }
+    FRESH.add(target);
+    return target;
+  };
+  try {
+    const prefix = await read(0, Math.min(size, PREFIX_BYTES));
+    const length = headerLength(prefix, size, fail);
+    const dataStart = PREFIX_BYTES + length;
+    const header = parseHeader(await read(PREFIX_BYTES, length), size - dataStart, fail);
+    const tensors = new Map<string, T>();
+    for (const entry of header.entries) {
+      const raw = await read(dataStart + entry.begin, entry.end - entry.begin);
+      tensors.set(entry.name, decode(entry, raw, fail));
+    }
+    return { header, tensors };
+  } finally {
+    await handle.close().catch(() => undefined);
+  }
+}
+
+/** R3-R12 on the header bytes, for a data section of `dataBytes` bytes. */
+function parseHeader(headerBytes: Uint8Array, dataBytes: number, fail: Fail): Header {
+  const header = parseHeaderJson(headerBytes, fail);
   let metadata: Record<string, string> = {};
   const entries: TensorEntry[] = [];
   for (const [name, value] of Object.entries(header)) {
     if (name === METADATA_KEY) {
       metadata = validateMetadata(value, fail);
     } else {
-      entries.push(validateEntry(name, value, data.byteLength, fail));
+      entries.push(validateEntry(name, value, fail));
     }
   }
-  checkNoOverlap(entries, fail);
-  return { entries, data, metadata, fail };
+  return { entries: checkTiling(entries, dataBytes, fail), metadata };
 }
 
 function parseHeaderJson(headerBytes: Uint8Array, fail: Fail): Record<string, unknown> {
@@ -216,19 +306,20 @@ function parseHeaderJson(headerBytes: Uint8Array, fail: Fail): Record<string, un
   }
   let parsed: unknown;
   try {
-    // JSON.parse accepts the trailing-space padding as insignificant whitespace.
-    parsed = JSON.parse(text);
+    // Trailing-space padding is insignificant whitespace after the object.
+    parsed = parseStrictJson(text);
   } catch (error) {
-    return fail(undefined, `header is not valid JSON: ${describeError(error)}`);
+    if (!(error instanceof StrictJsonError)) throw error;
+    return fail(undefined, `header is not valid JSON: ${error.message}`);
   }
-  if (!isPlainObject(parsed)) {
+  if (!isJsonObject(parsed)) {
     return fail(undefined, `header must be a JSON object, got ${describeJsonType(parsed)}`);
   }
   return parsed;
 }
 
 function validateMetadata(value: unknown, fail: Fail): Record<string, string> {
-  if (!isPlainObject(value)) {
+  if (!isJsonObject(value)) {
     return fail(undefined, `"${METADATA_KEY}" must be an object, got ${describeJsonType(value)}`);
   }
   const pairs: [string, string][] = [];
@@ -246,8 +337,8 @@ function validateMetadata(value: unknown, fail: Fail): Record<string, string> {
   return Object.fromEntries(pairs);
 }
 
-function validateEntry(name: string, value: unknown, dataBytes: number, fail: Fail): TensorEntry {
-  if (!isPlainObject(value)) {
+function validateEntry(name: string, value: unknown, fail: Fail): TensorEntry {
+  if (!isJsonObject(value)) {
     return fail(name, `header entry must be an object, got ${describeJsonType(value)}`);
   }
   for (const field of Object.keys(value)) {
@@ -272,37 +363,36 @@ function validateEntry(name: string, value: unknown, dataBytes: number, fail: Fa
   const dims: number[] = [];
   for (const dim of shape as unknown[]) {
     if (!isNonNegativeSafeInteger(dim)) {
-      return fail(name, `"shape" must hold non-negative integers, got ${JSON.stringify(shape)}`);
+      return fail(
+        name,
+        `"shape" must hold non-negative integers (no fraction, exponent or sign), got ${literalText(shape)}`,
+      );
     }
-    // `+ 0` turns a JSON "-0" into 0 so it prints and compares like any other zero.
-    dims.push(dim + 0);
+    dims.push(dim);
   }
   // A zero dimension makes the tensor empty whatever the others are; otherwise the
   // product must stay exact, or the byte length check below would be meaningless.
   const count = dims.includes(0) ? 0 : numElements(dims);
   if (!Number.isSafeInteger(count)) fail(name, `shape ${formatShape(dims)} has too many elements`);
+  const expectedBytes = count * ELEMENT_BYTES[fileDType];
+  if (!Number.isSafeInteger(expectedBytes)) {
+    fail(name, `shape ${formatShape(dims)} has too many bytes`);
+  }
 
   if (offsets === undefined) fail(name, `missing "data_offsets"`);
-  const [first, second, ...rest] = Array.isArray(offsets) ? (offsets as unknown[]) : [];
+  const [begin, end, ...rest] = Array.isArray(offsets) ? (offsets as unknown[]) : [];
   if (
     !Array.isArray(offsets) ||
     rest.length > 0 ||
-    !isNonNegativeSafeInteger(first) ||
-    !isNonNegativeSafeInteger(second)
+    !isNonNegativeSafeInteger(begin) ||
+    !isNonNegativeSafeInteger(end)
   ) {
     return fail(
       name,
-      `"data_offsets" must be two non-negative integers, got ${JSON.stringify(offsets)}`,
+      `"data_offsets" must be two non-negative integers (no fraction, exponent or sign), got ${literalText(offsets)}`,
     );
   }
-  const begin = first + 0;
-  const end = second + 0;
   if (begin > end) fail(name, `"data_offsets" [${begin},${end}] has begin > end`);
-  if (end > dataBytes) {
-    fail(name, `"data_offsets" [${begin},${end}] lie outside the ${dataBytes}-byte data section`);
-  }
-
-  const expectedBytes = count * ELEMENT_BYTES[fileDType];
   if (end - begin !== expectedBytes) {
     fail(
       name,
@@ -313,24 +403,53 @@ function validateEntry(name: string, value: unknown, dataBytes: number, fail: Fa
   return { name, dtype: fileDType, shape: dims, begin, end };
 }
 
-/** Sorting by begin makes any overlap show up between neighbours. */
-function checkNoOverlap(entries: readonly TensorEntry[], fail: Fail): void {
-  // Zero-size tensors occupy no bytes, so they cannot collide with anything.
-  const occupied = entries
-    .filter((entry) => entry.end > entry.begin)
-    .sort((a, b) => a.begin - b.begin || a.end - b.end);
+/**
+ * R11, R12: sorted by (begin, end), each tensor must begin where the previous one ended,
+ * starting at 0, and the last must end at the end of the data section. Returns the
+ * entries in that order.
+ */
+function checkTiling(
+  entries: readonly TensorEntry[],
+  dataBytes: number,
+  fail: Fail,
+): TensorEntry[] {
+  const sorted = [...entries].sort((a, b) => a.begin - b.begin || a.end - b.end);
+  let cursor = 0;
   let previous: TensorEntry | undefined;
-  for (const entry of occupied) {
-    if (previous !== undefined && entry.begin < previous.end) {
+  for (const entry of sorted) {
+    if (entry.begin < cursor) {
       fail(
         entry.name,
-        `bytes [${entry.begin},${entry.end}] overlap tensor "${previous.name}" ` +
-          `at [${previous.begin},${previous.end}]`,
+        `bytes [${entry.begin},${entry.end}] overlap tensor "${previous!.name}" ` +
+          `at [${previous!.begin},${previous!.end}]`,
       );
     }
-    // No overlap means entry.begin >= previous.end, so entry now reaches furthest.
+    if (entry.begin > cursor) {
+      fail(
+        entry.name,
+        `bytes [${cursor},${entry.begin}] of the data section before it belong to no tensor` +
+          (previous === undefined
+            ? ""
+            : ` (the previous tensor, "${previous.name}", ends at ${cursor})`),
+      );
+    }
+    if (entry.end > dataBytes) {
+      fail(
+        entry.name,
+        `"data_offsets" [${entry.begin},${entry.end}] lie outside the ${dataBytes}-byte data section`,
+      );
+    }
+    cursor = entry.end;
     previous = entry;
   }
+  if (cursor !== dataBytes) {
+    fail(
+      undefined,
+      `bytes [${cursor},${dataBytes}] at the end of the data section belong to no tensor ` +
+        `(${dataBytes - cursor} trailing bytes)`,
+    );
+  }
+  return sorted;
 }
 
 function decodeTensor(entry: TensorEntry, raw: Uint8Array, fail: Fail): HostTensor {
@@ -403,11 +522,13 @@ function narrowInt64(name: string, raw: Uint8Array, fail: Fail): Int32Array {
 }
 
 /**
- * Copies little-endian 32-bit words into a fresh, 4-aligned buffer in host byte order.
- * The copy is needed anyway: tensor offsets in a file need not be aligned, and typed
- * array views require alignment.
+ * Little-endian 32-bit words in host byte order, in a 4-aligned buffer of their own. A
+ * buffer read for this tensor alone (from disk) is reinterpreted in place on little-endian
+ * hosts; anything else is copied, since offsets in a file image need not be aligned and
+ * the caller's bytes must not be aliased.
  */
 function readWordsLittleEndian(raw: Uint8Array): Int32Array {
+  if (HOST_IS_LITTLE_ENDIAN && FRESH.has(raw)) return new Int32Array(raw.buffer);
   const words = new Int32Array(raw.byteLength / 4);
   if (HOST_IS_LITTLE_ENDIAN) {
     new Uint8Array(words.buffer).set(raw);
@@ -536,7 +657,7 @@ function checkWritable(name: string, tensor: StoredTensor, fail: Fail): void {
   if (!(tensor.data instanceof expectedArray)) {
     fail(name, `${tensor.dtype} tensor data must be a ${expectedArray.name}`);
   }
-  if (!tensor.shape.every(isNonNegativeSafeInteger)) {
+  if (!tensor.shape.every((d) => Number.isSafeInteger(d) && d >= 0)) {
     fail(name, `shape ${formatShape(tensor.shape)} must hold non-negative integers`);
   }
   const count = tensor.shape.includes(0) ? 0 : numElements(tensor.shape);
@@ -633,12 +754,30 @@ function isMap(tensors: TensorInput): tensors is ReadonlyMap<string, StoredTenso
   return tensors instanceof Map;
 }
 
-function isPlainObject(value: unknown): value is Record<string, unknown> {
-  return typeof value === "object" && value !== null && !Array.isArray(value);
+/** A JSON object of the header (not an array, null, or a non-integer number literal). */
+function isJsonObject(value: unknown): value is Record<string, unknown> {
+  return (
+    typeof value === "object" &&
+    value !== null &&
+    !Array.isArray(value) &&
+    !(value instanceof NonIntegerLiteral)
+  );
 }
 
+/** A value as it was written in the header: "2.0" stays 2.0, not 2 or "2.0". */
+function literalText(value: unknown): string {
+  if (value instanceof NonIntegerLiteral) return value.text;
+  if (Array.isArray(value)) return `[${value.map(literalText).join(",")}]`;
+  if (isJsonObject(value)) return "{...}";
+  if (Object.is(value, -0)) return "-0";
+  return JSON.stringify(value) ?? String(value);
+}
+
+/** A non-negative integer literal ("-0" is a sign, refused like any other: R9). */
 function isNonNegativeSafeInteger(value: unknown): value is number {
-  return typeof value === "number" && Number.isSafeInteger(value) && value >= 0;
+  return (
+    typeof value === "number" && Number.isSafeInteger(value) && value >= 0 && !Object.is(value, -0)
+  );
 }
 
 /** Code-unit order, independent of locale, so output bytes are reproducible. */
@@ -649,10 +788,7 @@ function compareStrings(a: string, b: string): number {
 function describeJsonType(value: unknown): string {
   if (value === null) return "null";
   if (Array.isArray(value)) return "an array";
+  if (value instanceof NonIntegerLiteral) return `the number ${value.text}`;
   if (typeof value === "object") return "an object";
   return `a ${typeof value}`;
-}
-
-function describeError(error: unknown): string {
-  return error instanceof Error ? error.message : String(error);
 }

@@ -1,6 +1,8 @@
 import { parseConfig } from "../config/schema.js";
 import { ConfigError } from "../ir/errors.js";
 import type { PaddingMode } from "../ir/pattern.js";
+import { MAX_TENSOR_ELEMENTS } from "../memory.js";
+import type { Precision } from "./precision.js";
 import { TOKEN_ORDER_KINDS, type TokenOrderKind } from "./token-order.js";
 import { beitConfigSchema, visionSpecSchema } from "./vision/schema.js";
 
@@ -65,12 +67,16 @@ export interface SparsityConfig {
   readonly tokenOrder: TokenOrderKind;
 }
 
+export type { Precision } from "./precision.js";
+
 /** Everything needed to compile one SViTT vision encoder variant. */
 export interface VisionModelSpec {
   readonly model: BeitConfig;
   readonly frames: number;
   readonly batch: number;
   readonly sparsity: SparsityConfig;
+  /** Absent: fp32. */
+  readonly precision?: Precision | undefined;
 }
 
 // ---- validation -------------------------------------------------------------------------------
@@ -141,12 +147,54 @@ export function checkBeitConfig(config: BeitConfig, prefix = "model"): BeitConfi
   return config;
 }
 
+/**
+ * The clip's first tensors, pixel_values [B, T, C, S, S] and the patch embeddings
+ * [B, T (S/p)^2 + CLS, hidden], within the elements sprig can index (src/memory.ts): checked
+ * on the spec because building the graph already allocates per-token constants, so a
+ * 65536-px image in 1-px patches must be refused before it is built.
+ */
+function checkClipSize(spec: VisionModelSpec): void {
+  const { batch, frames } = spec;
+  const { channels, imageSize, patchSize, hiddenSize, numClsTokens } = spec.model;
+  const pixels = batch * frames * channels * imageSize * imageSize;
+  const tokens = frames * (imageSize / patchSize) ** 2 + numClsTokens;
+  const limit = `more than the ${MAX_TENSOR_ELEMENTS} (2^31 - 1) elements sprig can index with int32`;
+  if (pixels > MAX_TENSOR_ELEMENTS) {
+    throw new ConfigError(
+      "model.imageSize",
+      `pixel_values [${batch}, ${frames}, ${channels}, ${imageSize}, ${imageSize}] would hold ${pixels} values, ${limit}`,
+    );
+  }
+  if (batch * tokens * hiddenSize > MAX_TENSOR_ELEMENTS) {
+    throw new ConfigError(
+      "model.patchSize",
+      `${tokens} tokens per clip (${frames} frames of (${imageSize}/${patchSize})^2 patches) x hidden ${hiddenSize} x batch ${batch} is ${limit}`,
+    );
+  }
+}
+
 /** Checks a whole vision spec, including sparsity settings against the layer count. */
+/**
+ * fp32 and int8 run here; fp16 and bf16 do not, measured (bench/precision.bench.ts):
+ * onnxruntime's CPU provider has no bf16 MatMul and runs fp16 MatMul no faster than fp32 on
+ * this x86 CPU (it widens to fp32), and tfjs and gpu.js compute in float32.
+ */
+function checkPrecision(precision: Precision): void {
+  if (precision === "fp16" || precision === "bf16") {
+    throw new ConfigError(
+      "precision",
+      `${precision} runs natively on no backend here (onnxruntime CPU: no faster than fp32 or no kernel; tfjs and gpujs: float32 only); it would need onnxruntime's CUDA or DirectML providers or WebGPU shader-f16; use fp32 or int8 (onnx)`,
+    );
+  }
+}
+
 export function checkVisionSpec(spec: VisionModelSpec): VisionModelSpec {
   parseConfig(visionSpecSchema, spec);
   const model = checkBeitConfig(spec.model);
   positiveInt("frames", spec.frames, 4096);
   positiveInt("batch", spec.batch, 4096);
+  checkPrecision(spec.precision ?? "fp32");
+  checkClipSize(spec);
   const { attention, tokens, tokenOrder } = spec.sparsity;
   if (attention !== null) {
     positiveInt("sparsity.attention.blockSize", attention.blockSize);

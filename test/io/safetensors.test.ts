@@ -1,3 +1,4 @@
+import { execFileSync } from "node:child_process";
 import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -320,16 +321,19 @@ describe("reader", () => {
     expect(tensor?.data).toEqual(Int32Array.of(-2147483648, 2147483647, 0, -1));
   });
 
-  it("reads tensors at unaligned offsets, with gaps, from an unaligned input view", () => {
+  it("reads tensors at unaligned offsets from an unaligned input view", () => {
+    const bytes = Uint8Array.of(7);
     const values = Float32Array.of(1.5, -2.25);
     const longs = BigInt64Array.of(-3n, 9n);
-    const data = new Uint8Array(1 + 8 + 3 + 16);
+    const data = new Uint8Array(1 + 8 + 16);
+    data.set(bytes, 0);
     data.set(new Uint8Array(values.buffer), 1);
-    data.set(new Uint8Array(longs.buffer), 12);
+    data.set(new Uint8Array(longs.buffer), 9);
     const file = buildFile(
       {
+        u: { dtype: "U8", shape: [1], data_offsets: [0, 1] },
         f: { dtype: "F32", shape: [2], data_offsets: [1, 9] },
-        i: { dtype: "I64", shape: [2], data_offsets: [12, 28] },
+        i: { dtype: "I64", shape: [2], data_offsets: [9, 25] },
       },
       data,
     );
@@ -337,6 +341,7 @@ describe("reader", () => {
     const host = new Uint8Array(file.byteLength + 3);
     host.set(file, 3);
     const parsed = parseSafetensors(host.subarray(3), LABEL);
+    expect(parsed.tensors.get("u")?.data).toEqual(Int32Array.of(7));
     expect(parsed.tensors.get("f")?.data).toEqual(values);
     expect(parsed.tensors.get("i")?.data).toEqual(Int32Array.of(-3, 9));
   });
@@ -356,15 +361,20 @@ describe("reader", () => {
     expect(parseSafetensors(file, LABEL).tensors.get("t")?.shape).toEqual([]);
   });
 
-  it("allows a zero-size tensor whose offset falls inside another tensor", () => {
+  it("allows zero-size tensors at tensor boundaries and at the end", () => {
     const file = buildFile(
       {
-        a: { dtype: "F32", shape: [4], data_offsets: [0, 16] },
-        b: { dtype: "F32", shape: [0], data_offsets: [8, 8] },
+        a: { dtype: "F32", shape: [2], data_offsets: [0, 8] },
+        z0: { dtype: "F32", shape: [0], data_offsets: [0, 0] },
+        z8: { dtype: "I64", shape: [0, 3], data_offsets: [8, 8] },
+        b: { dtype: "F32", shape: [2], data_offsets: [8, 16] },
+        z16: { dtype: "U8", shape: [0], data_offsets: [16, 16] },
       },
       16,
     );
-    expect(parseSafetensors(file, LABEL).tensors.get("b")?.data.length).toBe(0);
+    const tensors = parseSafetensors(file, LABEL).tensors;
+    expect([...tensors.keys()].sort()).toEqual(["a", "b", "z0", "z16", "z8"]);
+    expect(tensors.get("z8")?.shape).toEqual([0, 3]);
   });
 
   it("rejects a missing file with a SafetensorsError naming it and the fs reason", async () => {
@@ -487,7 +497,12 @@ describe("malformed input", () => {
 
     it("rejects offsets outside the data section", () => {
       expectParseError(singleTensor({}, 12), "w", "outside the 12-byte data section");
-      expectParseError(singleTensor({ data_offsets: [2 ** 40, 2 ** 40 + 16] }), "w", "outside");
+      expectParseError(
+        singleTensor({ data_offsets: [2 ** 40, 2 ** 40 + 16] }),
+        "w",
+        "[0,1099511627776]",
+        "belong to no tensor",
+      );
     });
 
     it("rejects a byte length that does not match dtype and shape", () => {
@@ -578,6 +593,159 @@ describe("malformed input", () => {
       }),
       { numRuns: 1000 },
     );
+  });
+});
+
+/** A header written as raw text (to keep duplicate keys and literal spellings). */
+function rawHeader(text: string, data: Uint8Array | number = 0): Uint8Array {
+  return buildFile(text, data);
+}
+
+describe("the reference implementation's rules (see the module comment of safetensors.ts)", () => {
+  it("R4: nothing but whitespace after the header object; nesting is bounded", () => {
+    expectParseError(rawHeader("{} {}"), undefined, "not valid JSON", "after the value");
+    expectParseError(rawHeader(`{"__metadata__": ${"[".repeat(100)}`), undefined, "nested deeper");
+    expect(parseSafetensors(rawHeader("{}\t\n  "), LABEL).tensors.size).toBe(0);
+  });
+
+  it("R5: a tensor name given twice is refused, naming it", () => {
+    const entry = '{"dtype":"F32","shape":[1],"data_offsets":[0,4]}';
+    expectParseError(rawHeader(`{"w":${entry},"w":${entry}}`, 4), undefined, 'duplicate key "w"');
+  });
+
+  it("R5: a field given twice inside an entry or in __metadata__ is refused", () => {
+    const entry = '{"dtype":"F32","dtype":"F32","shape":[1],"data_offsets":[0,4]}';
+    expectParseError(rawHeader(`{"w":${entry}}`, 4), undefined, 'duplicate key "dtype"');
+    expectParseError(
+      rawHeader('{"__metadata__":{"a":"1","a":"2"}}'),
+      undefined,
+      'duplicate key "a"',
+    );
+  });
+
+  it("R5: keys that are Object.prototype members are plain names", () => {
+    const file = rawHeader(
+      '{"__proto__":{"dtype":"F32","shape":[1],"data_offsets":[0,4]},' +
+        '"toString":{"dtype":"F32","shape":[1],"data_offsets":[4,8]}}',
+      8,
+    );
+    expect([...parseSafetensors(file, LABEL).tensors.keys()].sort()).toEqual([
+      "__proto__",
+      "toString",
+    ]);
+  });
+
+  it.each(["2.0", "2e0", "0.2e1", "-0", "2E+0"])(
+    "R9: the shape literal %s is refused although its value is whole",
+    (literal) => {
+      const file = rawHeader(`{"w":{"dtype":"F32","shape":[${literal}],"data_offsets":[0,8]}}`, 8);
+      expectParseError(file, "w", '"shape"', `[${literal}]`, "no fraction, exponent or sign");
+    },
+  );
+
+  it.each(["[0,8.0]", "[0e0,8]", "[-0,8]"])("R9: data_offsets %s are refused", (offsets) => {
+    const file = rawHeader(`{"w":{"dtype":"F32","shape":[2],"data_offsets":${offsets}}}`, 8);
+    expectParseError(file, "w", '"data_offsets"', offsets);
+  });
+
+  it("R10: a byte length that overflows is refused", () => {
+    const shape = [2 ** 26, 2 ** 26];
+    expectParseError(singleTensor({ dtype: "I64", shape }), "w", "too many");
+  });
+
+  it("R11: bytes between two tensors are refused, naming both ends", () => {
+    const file = buildFile(
+      {
+        a: { dtype: "F32", shape: [1], data_offsets: [0, 4] },
+        b: { dtype: "F32", shape: [1], data_offsets: [8, 12] },
+      },
+      12,
+    );
+    expectParseError(file, "b", "bytes [4,8]", "belong to no tensor", '"a"');
+  });
+
+  it("R11: bytes before the first tensor are refused", () => {
+    const file = buildFile({ a: { dtype: "F32", shape: [1], data_offsets: [4, 8] } }, 8);
+    expectParseError(file, "a", "bytes [0,4]", "belong to no tensor");
+  });
+
+  it("R11: a zero-size tensor inside another tensor's bytes is refused", () => {
+    const file = buildFile(
+      {
+        a: { dtype: "F32", shape: [4], data_offsets: [0, 16] },
+        b: { dtype: "F32", shape: [0], data_offsets: [8, 8] },
+      },
+      16,
+    );
+    expectParseError(file, "b", "overlap", '"a"');
+  });
+
+  it("R12: trailing bytes after the last tensor are refused", () => {
+    expectParseError(singleTensor({}, 20), undefined, "bytes [16,20]", "4 trailing bytes");
+    expectParseError(buildFile({}, 1), undefined, "1 trailing bytes");
+  });
+
+  it("the writer's output satisfies every rule, for every dtype mix", () => {
+    const bytes = serializeSafetensors({
+      ...Object.fromEntries(sampleTensors()),
+      h: { dtype: "F16", shape: [3], data: Uint16Array.of(1, 2, 3) },
+      u: { dtype: "U8", shape: [5], data: Uint8Array.of(1, 2, 3, 4, 5) },
+    });
+    expect(parseSafetensorsFile(bytes, LABEL).tensors.size).toBe(9);
+  });
+});
+
+describe("reading from disk", () => {
+  let directory = "";
+  beforeEach(async () => {
+    directory = await mkdtemp(join(tmpdir(), "sprig-safetensors-read-"));
+  });
+  afterEach(async () => {
+    await rm(directory, { recursive: true, force: true });
+  });
+
+  it("refuses a FIFO without blocking, naming it", async () => {
+    const fifo = join(directory, "pipe.safetensors");
+    execFileSync("mkfifo", [fifo]);
+    await expect(readSafetensors(fifo)).rejects.toThrow(/pipe\.safetensors: is a FIFO/);
+  });
+
+  it("refuses an endless device and a directory before reading", async () => {
+    await expect(readSafetensors("/dev/zero")).rejects.toThrow(/\/dev\/zero: is a device/);
+    await expect(readSafetensorsFile(directory)).rejects.toThrow(/is a directory/);
+  });
+
+  it("checks a header's sizes against the file before reading its data", async () => {
+    // The header claims a 4 GiB tensor; the file holds 16 bytes of data.
+    const path = join(directory, "claims.safetensors");
+    const header = { w: { dtype: "F32", shape: [2 ** 30], data_offsets: [0, 2 ** 32] } };
+    await writeFile(path, buildFile(header, 16));
+    await expect(readSafetensors(path)).rejects.toThrow(/lie outside the 16-byte data section/);
+  });
+
+  it("refuses a truncated file with the same message as in memory", async () => {
+    const bytes = serializeSafetensors(sampleTensors());
+    const path = join(directory, "short.safetensors");
+    await writeFile(path, bytes.subarray(0, bytes.byteLength - 3));
+    const inMemory = (() => {
+      try {
+        parseSafetensors(bytes.subarray(0, bytes.byteLength - 3), path);
+      } catch (error) {
+        return (error as Error).message;
+      }
+      return "";
+    })();
+    await expect(readSafetensors(path)).rejects.toThrow(inMemory);
+    expect(inMemory).toContain(path);
+  });
+
+  it("reads what it wrote, tensors in buffers of their own", async () => {
+    const path = join(directory, "ok.safetensors");
+    await writeSafetensors(path, sampleTensors());
+    const tensors = (await readSafetensors(path)).tensors;
+    expectSameTensors(tensors, sampleTensors());
+    const buffers = new Set([...tensors.values()].map((t) => t.data.buffer));
+    expect(buffers.size).toBe(tensors.size);
   });
 });
 

@@ -215,11 +215,16 @@ describe("what the reader refuses", () => {
       ),
     );
     await expect(readTorchCheckpoint(safetensors)).rejects.toThrow(/not a PyTorch checkpoint/);
-    await expect(readTorchCheckpoint(tmpdir())).rejects.toThrow(/is not a regular file/);
+    await expect(readTorchCheckpoint(tmpdir())).rejects.toThrow(
+      /is a directory, not a regular file/,
+    );
     await expect(readTorchCheckpoint(join(tmpdir(), "sprig-missing.pth"))).rejects.toThrow(
       /sprig-missing\.pth: cannot read file \(ENOENT\)/,
     );
     await expect(readTorchCheckpoint("/dev/zero")).rejects.toBeInstanceOf(CheckpointError);
+    await expect(readTorchCheckpoint("/dev/zero")).rejects.toThrow(
+      /is a device, not a regular file/,
+    );
   });
 });
 

@@ -1,35 +1,33 @@
 import type { Command } from "commander";
 import { exportOnnx, OPSET } from "../../../backends/onnx/index.js";
-import { compileModel } from "../../api/compile.js";
-import { ConfigError } from "../../ir/errors.js";
+import { compileWithinBudget } from "../../api/run.js";
+import { parseIntOption } from "../../config/flags.js";
 import { graphInputs } from "../../ir/graph.js";
 import { formatType } from "../../ir/tensor.js";
+import { checkMemoryBudget, storedOnly } from "../../memory.js";
 import { modelByName } from "../../models/index.js";
 import { initWeights } from "../../models/init.js";
 import { bindWeightFile, readWeightFile, summarizeWeightLoad } from "../../runtime/weight-file.js";
 import {
+  addMemoryOption,
   addModelOptions,
   chosenModel,
   type ModelFlags,
+  memoryBudget,
   specFromFlags,
   withConfigArgument,
 } from "../spec-options.js";
+import { weightFileMemory } from "./run.js";
 
 type ExportFlags = ModelFlags & {
   readonly onnx?: string;
   readonly weightSeed?: string;
   readonly weights?: string;
   readonly portable?: boolean;
+  readonly maxMemory?: string;
 };
 
-function weightSeed(text: string | undefined): number {
-  if (text === undefined) return 0;
-  const value = Number(text);
-  if (!/^\d+$/.test(text.trim()) || !Number.isSafeInteger(value)) {
-    throw new ConfigError("weight-seed", `must be an integer >= 0, got "${text}"`);
-  }
-  return value;
-}
+const SEEDS = { min: 0, max: 2 ** 32 - 1 } as const;
 
 function megabytes(bytes: number): string {
   return `${(bytes / 2 ** 20).toFixed(1)} MiB`;
@@ -42,7 +40,7 @@ function megabytes(bytes: number): string {
  * path, the size and the model's signature.
  */
 export function registerExport(program: Command): void {
-  addModelOptions(
+  const command = addModelOptions(
     program
       .command("export")
       .argument("[config]", "JSON model config (same as --config)")
@@ -54,12 +52,21 @@ export function registerExport(program: Command): void {
         "--portable",
         "standard ONNX ops only (by default attention uses onnxruntime's MultiHeadAttention)",
       ),
-  ).action(async (config: string | undefined, given: ExportFlags) => {
+  );
+  addMemoryOption(command).action(async (config: string | undefined, given: ExportFlags) => {
     const flags = withConfigArgument(config, given);
     const path = flags.onnx!;
-    const seed = weightSeed(flags.weightSeed);
+    const seed = parseIntOption("--weight-seed", "weightSeed", flags.weightSeed, SEEDS, 0);
     const model = modelByName(chosenModel(flags));
-    const { graph } = compileModel(model, await specFromFlags(model, flags));
+    const spec = await specFromFlags(model, flags);
+    const { compiled, memory } = compileWithinBudget(model, spec);
+    // Before any weight exists. Export runs nothing: it holds the weights, the ONNX model
+    // that copies them and the weights file as read.
+    checkMemoryBudget(storedOnly(memory), memoryBudget(flags), model.describe(spec), [
+      { what: "the ONNX model as built", bytes: memory.weightBytes },
+      ...(await weightFileMemory(flags.weights)),
+    ]);
+    const { graph } = compiled;
     let weights = initWeights(graph, seed);
     let weightsNote = `weights seed ${seed}`;
     if (flags.weights !== undefined) {

@@ -1,7 +1,7 @@
 import type { Command } from "commander";
-import { preprocessVideo } from "../../inputs/video.js";
+import { parseIntOption } from "../../config/flags.js";
+import { MAX_FRAMES, MAX_IMAGE_SIZE, preprocessVideo } from "../../inputs/video.js";
 import { writeSafetensors } from "../../io/safetensors.js";
-import { ConfigError } from "../../ir/errors.js";
 import { i32Tensor } from "../../ir/tensor.js";
 
 /**
@@ -24,14 +24,6 @@ interface PreprocessFlags {
   readonly out: string;
 }
 
-function integerFlag(field: string, text: string): number {
-  const value = Number(text);
-  if (!/^\d+$/.test(text.trim()) || !Number.isSafeInteger(value)) {
-    throw new ConfigError(field, `must be a positive integer, got "${text}"`);
-  }
-  return value;
-}
-
 export function registerPreprocess(program: Command): void {
   program
     .command("preprocess")
@@ -43,8 +35,20 @@ export function registerPreprocess(program: Command): void {
     .option("--image-size <S>", "side of the square frames, in pixels", "224")
     .requiredOption("--out <file>", "safetensors file to write")
     .action(async (video: string, flags: PreprocessFlags) => {
-      const frames = integerFlag("frames", flags.frames);
-      const imageSize = integerFlag("imageSize", flags.imageSize);
+      const frames = parseIntOption(
+        "--frames",
+        "frames",
+        flags.frames,
+        { min: 1, max: MAX_FRAMES },
+        8,
+      );
+      const imageSize = parseIntOption(
+        "--image-size",
+        "imageSize",
+        flags.imageSize,
+        { min: 1, max: MAX_IMAGE_SIZE },
+        224,
+      );
       const result = await preprocessVideo(video, { frames, imageSize });
       const { source } = result;
       await writeSafetensors(

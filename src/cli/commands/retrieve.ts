@@ -3,11 +3,13 @@ import { basename, extname, join } from "node:path";
 import type { Command } from "commander";
 import { KERNEL_CHOICES, type KernelChoice } from "../../../backends/registry.js";
 import {
+  planRetrieval,
   type RetrieveResult,
   retrieve,
   syntheticVideo,
   type VideoSource,
 } from "../../api/retrieve.js";
+import { parseIntOption } from "../../config/flags.js";
 import {
   builtinCaptions,
   type CaptionSet,
@@ -18,13 +20,20 @@ import { readVocab } from "../../inputs/vocab.js";
 import { builtinVocab } from "../../inputs/vocab-builtin.js";
 import { writeSafetensors } from "../../io/safetensors.js";
 import { ConfigError, SprigError } from "../../ir/errors.js";
-import { f32Tensor } from "../../ir/tensor.js";
+import { f32Tensor, numElements } from "../../ir/tensor.js";
 import { MODELS } from "../../models/index.js";
 import type { RetrievalModelSpec } from "../../models/retrieval/index.js";
 import type { RecallResult, ScoreMatrix } from "../../models/retrieval/ranking.js";
 import { gmac } from "../../report.js";
 import { readWeightFile, summarizeWeightLoad } from "../../runtime/weight-file.js";
-import { addModelOptions, type ModelFlags, specFromFlags } from "../spec-options.js";
+import {
+  addMemoryOption,
+  addModelOptions,
+  type ModelFlags,
+  memoryBudget,
+  specFromFlags,
+} from "../spec-options.js";
+import { weightFileMemory } from "./run.js";
 
 const VIDEO_EXTENSIONS = new Set([
   ".mp4",
@@ -44,16 +53,22 @@ function videoId(path: string): string {
 }
 
 async function kindOf(path: string): Promise<"file" | "dir"> {
+  let info: Awaited<ReturnType<typeof stat>>;
   try {
-    const info = await stat(path);
-    if (info.isDirectory()) return "dir";
-    if (info.isFile()) return "file";
+    info = await stat(path);
   } catch (error) {
     throw new SprigError(
       `video ${path}: ${(error as NodeJS.ErrnoException).code ?? String(error)}`,
     );
   }
-  throw new SprigError(`video ${path} is not a regular file or a directory`);
+  if (info.isDirectory()) return "dir";
+  if (info.isFile()) return "file";
+  const kind = info.isFIFO()
+    ? "a FIFO"
+    : info.isCharacterDevice() || info.isBlockDevice()
+      ? "a device"
+      : "a special file";
+  throw new SprigError(`video ${path} is ${kind}, not a regular file or a directory`);
 }
 
 /**
@@ -106,20 +121,19 @@ export type RetrieveFlags = ModelFlags & {
   backend?: string;
   threads?: string;
   kernels?: string;
+  maxMemory?: string;
   json?: boolean;
 };
 
+/** A positive integer option: decimal digits only, in [1, max]. */
 function positiveInt(
+  flag: string,
   field: string,
   text: string | undefined,
   fallback: number,
   max = 1 << 20,
 ): number {
-  if (text === undefined) return fallback;
-  if (!/^\d+$/.test(text) || Number(text) < 1 || Number(text) > max) {
-    throw new ConfigError(field, `must be an integer in [1, ${max}], got "${text}"`);
-  }
-  return Number(text);
+  return parseIntOption(flag, field, text, { min: 1, max }, fallback);
 }
 
 function kernelChoice(text: string | undefined): KernelChoice | undefined {
@@ -130,25 +144,43 @@ function kernelChoice(text: string | undefined): KernelChoice | undefined {
   return text as KernelChoice;
 }
 
-/** Everything `retrieve` and `embed` share: the spec, inputs, vocab and weights from flags. */
-export async function retrievalInputs(videoArgs: readonly string[], flags: RetrieveFlags) {
+/**
+ * Everything `retrieve` and `embed` share: the spec, the compiled parts (checked against
+ * the memory budget before any weight, clip or caption is loaded), inputs, vocab and
+ * weights from flags.
+ */
+export async function retrievalInputs(
+  videoArgs: readonly string[],
+  flags: RetrieveFlags,
+  parts: { readonly pairsPerBatch: number; readonly embeddingsOnly: boolean },
+) {
   const model = MODELS.retrieval;
   let spec: RetrievalModelSpec = await specFromFlags(model, flags, ["retrieval"]);
   const captions: CaptionSet =
     flags.captions === undefined ? builtinCaptions() : await readCaptions(flags.captions);
-  if (flags.textBatch === undefined) {
+  if (flags.texts === undefined) {
     // encode captions in batches of up to 16 unless told otherwise
     spec = model.check({ ...spec, texts: Math.min(16, captions.captions.length) });
   }
-  const videos =
-    videoArgs.length > 0
-      ? await expandVideoArgs(videoArgs)
-      : Array.from({ length: positiveInt("synthetic", flags.synthetic, 4, 4096) }, (_, i) =>
-          syntheticVideo(spec, `synthetic-${i}`),
-        );
   if (videoArgs.length > 0 && flags.synthetic !== undefined) {
     throw new ConfigError("synthetic", "--synthetic given together with video files");
   }
+  const synthetic =
+    videoArgs.length > 0 ? 0 : positiveInt("--synthetic", "synthetic", flags.synthetic, 4, 4096);
+  const { model: beit, frames } = spec.vision;
+  const clipBytes = 4 * numElements([frames, beit.channels, beit.imageSize, beit.imageSize]);
+  const plan = planRetrieval(spec, {
+    ...parts,
+    budget: memoryBudget(flags),
+    extra: [
+      { what: `${synthetic} synthetic clips`, bytes: synthetic * clipBytes },
+      ...(await weightFileMemory(flags.weights)),
+    ],
+  });
+  const videos =
+    videoArgs.length > 0
+      ? await expandVideoArgs(videoArgs)
+      : Array.from({ length: synthetic }, (_, i) => syntheticVideo(spec, `synthetic-${i}`));
   const vocab = flags.vocab === undefined ? builtinVocab() : await readVocab(flags.vocab);
   const weightFile = flags.weights === undefined ? undefined : await readWeightFile(flags.weights);
   const notes: string[] = [];
@@ -157,7 +189,7 @@ export async function retrievalInputs(videoArgs: readonly string[], flags: Retri
       "captions are tokenized with sprig's built-in stand-in vocabulary; a released checkpoint needs its own vocab.txt (--vocab)",
     );
   }
-  return { spec, captions, videos, vocab, weightFile, notes };
+  return { spec, plan, captions, videos, vocab, weightFile, notes };
 }
 
 function scoresJson(m: ScoreMatrix): number[][] {
@@ -219,7 +251,7 @@ function formatRetrieval(result: RetrieveResult, spec: RetrievalModelSpec, top: 
 }
 
 export function registerRetrieve(program: Command): void {
-  addModelOptions(
+  const command = addModelOptions(
     program
       .command("retrieve")
       .argument(
@@ -250,17 +282,28 @@ export function registerRetrieve(program: Command): void {
       .option("--kernels <choice>", "sprig's own block-sparse attention kernels: auto, on, off")
       .option("--json", "print one JSON object"),
     ["retrieval"],
-  ).action(async (videoArgs: string[], flags: RetrieveFlags) => {
-    const input = await retrievalInputs(videoArgs, flags);
+  );
+  addMemoryOption(command).action(async (videoArgs: string[], flags: RetrieveFlags) => {
+    const pairsPerBatch = positiveInt(
+      "--pairs-per-batch",
+      "pairsPerBatch",
+      flags.pairsPerBatch,
+      8,
+      4096,
+    );
+    const k = positiveInt("--k", "k", flags.k, 128);
+    const threads =
+      flags.threads === undefined
+        ? undefined
+        : positiveInt("--threads", "threads", flags.threads, 2, 1024);
+    const kernels = kernelChoice(flags.kernels);
+    const input = await retrievalInputs(videoArgs, flags, { pairsPerBatch, embeddingsOnly: false });
     const groundTruth =
       flags.gt !== undefined
         ? await readGroundTruth(flags.gt)
         : input.captions.pairs.length > 0
           ? input.captions.pairs
           : undefined;
-    const threads =
-      flags.threads === undefined ? undefined : positiveInt("threads", flags.threads, 2, 1024);
-    const kernels = kernelChoice(flags.kernels);
     const progress = (message: string) => {
       if (process.stderr.isTTY) process.stderr.write(`sprig: ${message}\n`);
     };
@@ -270,8 +313,9 @@ export function registerRetrieve(program: Command): void {
       videos: input.videos,
       captions: input.captions.captions,
       vocab: input.vocab,
-      k: positiveInt("k", flags.k, 128),
-      pairsPerBatch: positiveInt("pairsPerBatch", flags.pairsPerBatch, 8, 4096),
+      plan: input.plan,
+      k,
+      pairsPerBatch,
       ...(groundTruth !== undefined
         ? { groundTruth, groundTruthSource: flags.gt ?? input.captions.source }
         : {}),
@@ -319,7 +363,7 @@ export function registerRetrieve(program: Command): void {
  * atomically with the video ids and captions in __metadata__, for search elsewhere.
  */
 export function registerEmbed(program: Command): void {
-  addModelOptions(
+  const command = addModelOptions(
     program
       .command("embed")
       .argument(
@@ -343,50 +387,61 @@ export function registerEmbed(program: Command): void {
       .option("--kernels <choice>", "sprig's own block-sparse attention kernels: auto, on, off")
       .option("--json", "print one JSON object describing what was written"),
     ["retrieval"],
-  ).action(async (videoArgs: string[], flags: RetrieveFlags & { out: string }) => {
-    const input = await retrievalInputs(videoArgs, flags);
-    for (const note of input.notes) process.stderr.write(`sprig: note: ${note}\n`);
-    const threads =
-      flags.threads === undefined ? undefined : positiveInt("threads", flags.threads, 2, 1024);
-    const kernels = kernelChoice(flags.kernels);
-    const result = await retrieve({
-      spec: input.spec,
-      videos: input.videos,
-      captions: input.captions.captions,
-      vocab: input.vocab,
-      embeddingsOnly: true,
-      ...(flags.backend !== undefined ? { backend: flags.backend } : {}),
-      ...(threads !== undefined ? { threads } : {}),
-      ...(kernels !== undefined ? { kernels } : {}),
-      ...(input.weightFile !== undefined ? { weightFile: input.weightFile } : {}),
-    });
-    const e = input.spec.embedDim;
-    const rows = (feats: readonly Float32Array[]) => {
-      const data = new Float32Array(feats.length * e);
-      feats.forEach((f, i) => data.set(f, i * e));
-      return f32Tensor([feats.length, e], data);
-    };
-    await writeSafetensors(
-      flags.out,
-      { video_feat: rows(result.videoFeats), text_feat: rows(result.textFeats) },
-      {
-        videos: JSON.stringify(result.videoIds),
-        captions: JSON.stringify(result.captions),
-        model: MODELS.retrieval.describe(input.spec),
-        weights: input.weightFile?.path ?? "seeded",
-      },
-    );
-    const summary = {
-      out: flags.out,
-      video_feat: [result.videoIds.length, e],
-      text_feat: [result.captions.length, e],
-      backend: result.backend,
-      timings_ms: result.timings,
-    };
-    if (flags.json) process.stdout.write(`${JSON.stringify(summary)}\n`);
-    else
-      process.stdout.write(
-        `wrote ${flags.out}: video_feat [${result.videoIds.length}, ${e}], text_feat [${result.captions.length}, ${e}] (${result.backend}; video ${result.timings.videoMsPerClip.toFixed(1)} ms/clip, text ${result.timings.textMsPerCaption.toFixed(1)} ms/caption)\n`,
+  );
+  addMemoryOption(command).action(
+    async (videoArgs: string[], flags: RetrieveFlags & { out: string }) => {
+      const threads =
+        flags.threads === undefined
+          ? undefined
+          : positiveInt("--threads", "threads", flags.threads, 2, 1024);
+      const kernels = kernelChoice(flags.kernels);
+      const input = await retrievalInputs(videoArgs, flags, {
+        pairsPerBatch: 8,
+        embeddingsOnly: true,
+      });
+      for (const note of input.notes) process.stderr.write(`sprig: note: ${note}\n`);
+      const result = await retrieve({
+        spec: input.spec,
+        videos: input.videos,
+        captions: input.captions.captions,
+        vocab: input.vocab,
+        plan: input.plan,
+        embeddingsOnly: true,
+        ...(flags.backend !== undefined ? { backend: flags.backend } : {}),
+        ...(threads !== undefined ? { threads } : {}),
+        ...(kernels !== undefined ? { kernels } : {}),
+        ...(input.weightFile !== undefined ? { weightFile: input.weightFile } : {}),
+      });
+      const e = input.spec.embedDim;
+      const rows = (feats: readonly Float32Array[]) => {
+        const data = new Float32Array(feats.length * e);
+        feats.forEach((f, i) => {
+          data.set(f, i * e);
+        });
+        return f32Tensor([feats.length, e], data);
+      };
+      await writeSafetensors(
+        flags.out,
+        { video_feat: rows(result.videoFeats), text_feat: rows(result.textFeats) },
+        {
+          videos: JSON.stringify(result.videoIds),
+          captions: JSON.stringify(result.captions),
+          model: MODELS.retrieval.describe(input.spec),
+          weights: input.weightFile?.path ?? "seeded",
+        },
       );
-  });
+      const summary = {
+        out: flags.out,
+        video_feat: [result.videoIds.length, e],
+        text_feat: [result.captions.length, e],
+        backend: result.backend,
+        timings_ms: result.timings,
+      };
+      if (flags.json) process.stdout.write(`${JSON.stringify(summary)}\n`);
+      else
+        process.stdout.write(
+          `wrote ${flags.out}: video_feat [${result.videoIds.length}, ${e}], text_feat [${result.captions.length}, ${e}] (${result.backend}; video ${result.timings.videoMsPerClip.toFixed(1)} ms/clip, text ${result.timings.textMsPerCaption.toFixed(1)} ms/caption)\n`,
+        );
+    },
+  );
 }

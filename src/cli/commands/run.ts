@@ -1,33 +1,53 @@
+import { stat } from "node:fs/promises";
 import type { Command } from "commander";
 import { KERNEL_CHOICES, type KernelChoice } from "../../../backends/registry.js";
-import { benchAttention } from "../../api/attention-bench.js";
-import { compileModel } from "../../api/compile.js";
-import { type RunStage, runModel } from "../../api/run.js";
+import { attentionGraphs, benchAttention, parseBenchPattern } from "../../api/attention-bench.js";
+import { compileWithinBudget, type RunStage, runModel } from "../../api/run.js";
+import { parseIntOption } from "../../config/flags.js";
 import { getPath } from "../../config/merge.js";
-import { int, parseConfig } from "../../config/schema.js";
 import { readCaptions } from "../../inputs/captions.js";
 import { encode } from "../../inputs/tokenizer.js";
 import { preprocessVideo } from "../../inputs/video.js";
 import { readVocab } from "../../inputs/vocab.js";
 import { builtinVocab } from "../../inputs/vocab-builtin.js";
 import { ConfigError } from "../../ir/errors.js";
+import type { Graph } from "../../ir/graph.js";
 import { f32Tensor, type HostTensor } from "../../ir/tensor.js";
+import {
+  checkGraphSizes,
+  checkMemoryBudget,
+  type ExtraMemory,
+  estimateMemory,
+} from "../../memory.js";
 import type { VisionModelSpec } from "../../models/config.js";
-import { type ModelName, modelByName } from "../../models/index.js";
+import { MODELS, type ModelName, modelByName } from "../../models/index.js";
 import type { RetrievalModelSpec } from "../../models/retrieval/index.js";
 import type { TextModelSpec } from "../../models/text/index.js";
-import { MAX_FRAMES } from "../../models/vision/schema.js";
 import { formatCostTable, formatTimings, gmac } from "../../report.js";
 import { readWeightFile, summarizeWeightLoad } from "../../runtime/weight-file.js";
 import { progressReporter } from "../progress.js";
-import { addModelOptions, chosenModel, type ModelFlags, specFromFlags } from "../spec-options.js";
+import {
+  addMemoryOption,
+  addModelOptions,
+  chosenModel,
+  type ModelFlags,
+  memoryBudget,
+  specFromFlags,
+} from "../spec-options.js";
 
-function positive(field: string, text: string | undefined, fallback: number): number {
-  if (text === undefined) return fallback;
-  const value = Number(text);
-  if (!/^\d+$/.test(text.trim()) || !(value >= 1))
-    throw new ConfigError(field, `must be an integer >= 1, got "${text}"`);
-  return value;
+/** Ranges of the timing options run and bench share. */
+const REPS = { min: 1, max: 100_000 } as const;
+const WARMUP = { min: 0, max: 100_000 } as const;
+const THREADS = { min: 1, max: 1024 } as const;
+
+/**
+ * The weights file's size, held in memory while it is read and bound (0 when it cannot be
+ * stat'ed as a regular file: reading it then fails with the reason).
+ */
+export async function weightFileMemory(path: string | undefined): Promise<ExtraMemory[]> {
+  if (path === undefined) return [];
+  const info = await stat(path).catch(() => undefined);
+  return info?.isFile() ? [{ what: `weights file ${path}`, bytes: info.size }] : [];
 }
 
 const KERNELS_HELP =
@@ -60,6 +80,7 @@ type RunFlags = ModelFlags & {
   reps?: string;
   warmup?: string;
   weights?: string;
+  maxMemory?: string;
   json?: boolean;
 };
 
@@ -80,12 +101,13 @@ function repeated(data: Float32Array | Int32Array, times: number): Float32Array 
 async function givenInputs(
   name: ModelName,
   spec: unknown,
+  graph: Graph,
   flags: RunFlags,
 ): Promise<Record<string, HostTensor> | undefined> {
-  if (flags.video === undefined && flags.captions === undefined) return undefined;
   if (flags.vocab !== undefined && flags.captions === undefined) {
     throw new ConfigError("vocab", "--vocab given without --captions");
   }
+  if (flags.video === undefined && flags.captions === undefined) return undefined;
   const model = modelByName(name);
   const vision =
     name === "vision"
@@ -111,8 +133,7 @@ async function givenInputs(
       `--captions does not apply to model ${name} (it has no text encoder)`,
     );
   }
-  const compiled = compileModel(model, spec);
-  const inputs: Record<string, HostTensor> = { ...model.syntheticInputs(compiled.graph, spec, 0) };
+  const inputs: Record<string, HostTensor> = { ...model.syntheticInputs(graph, spec, 0) };
   if (flags.video !== undefined && vision !== null) {
     const clip = await preprocessVideo(flags.video, {
       frames: vision.frames,
@@ -141,7 +162,7 @@ async function givenInputs(
 }
 
 export function registerRun(program: Command): void {
-  addModelOptions(
+  const command = addModelOptions(
     program
       .command("run")
       .description(
@@ -169,19 +190,31 @@ export function registerRun(program: Command): void {
       .option("--reps <n>", "timed forwards", "5")
       .option("--warmup <n>", "untimed forwards first", "1")
       .option("--json", "print one JSON object"),
-  ).action(async (flags: RunFlags) => {
+  );
+  addMemoryOption(command).action(async (flags: RunFlags) => {
     const name = chosenModel(flags);
     const model = modelByName(name);
     const spec = await specFromFlags(model, flags);
-    const reps = positive("reps", flags.reps, 5);
-    const warmup = flags.warmup === "0" ? 0 : positive("warmup", flags.warmup, 1);
+    const reps = parseIntOption("--reps", "reps", flags.reps, REPS, 5);
+    const warmup = parseIntOption("--warmup", "warmup", flags.warmup, WARMUP, 1);
     const kernels = kernelChoice(flags.kernels);
-    const threads = flags.threads === undefined ? undefined : positive("threads", flags.threads, 2);
+    const threads =
+      flags.threads === undefined
+        ? undefined
+        : parseIntOption("--threads", "threads", flags.threads, THREADS, 2);
+    // Refused here, before the weights file, the inputs or any weight exists.
+    const { compiled: planned } = compileWithinBudget(
+      model,
+      spec,
+      memoryBudget(flags),
+      await weightFileMemory(flags.weights),
+    );
     const weightFile =
       flags.weights === undefined ? undefined : await readWeightFile(flags.weights);
-    const inputs = await givenInputs(name, spec, flags);
+    const inputs = await givenInputs(name, spec, planned.graph, flags);
     const progress = progressReporter(reps);
     const result = await runModel(model, spec, {
+      compiled: planned,
       ...(flags.backend !== undefined ? { backend: flags.backend } : {}),
       ...(threads !== undefined ? { threads } : {}),
       ...(kernels !== undefined ? { kernels } : {}),
@@ -242,65 +275,87 @@ export function registerRun(program: Command): void {
 }
 
 export function registerBench(program: Command): void {
-  program
+  const command = program
     .command("bench")
     .description("time one operation at SViTT sizes: block-sparse against dense on one backend")
     .requiredOption("--op <op>", "operation to time: attention")
-    .option("--frames <T>", "frames per clip", "8")
+    .option("--frames <T>", "frames per clip (the frame counts run accepts)", "8")
     .option("--backend <name>", "backend (default: the fastest available)")
     .option("--threads <n>", "intra-op threads where the backend has them")
     .option("--kernels <choice>", KERNELS_HELP)
     .option("--reps <n>", "timed runs per variant", "5")
-    .option("--json", "print one JSON object")
-    .action(
-      async (flags: {
-        op: string;
-        frames: string;
-        backend?: string;
-        threads?: string;
-        kernels?: string;
-        reps: string;
-        json?: boolean;
-      }) => {
-        if (flags.op !== "attention")
-          throw new ConfigError("op", `unknown operation "${flags.op}"; known: attention`);
-        const frames = parseConfig(
-          int(1, MAX_FRAMES),
-          /^\d+$/.test(flags.frames) ? Number(flags.frames) : flags.frames,
-          "frames",
-        );
-        const kernels = kernelChoice(flags.kernels);
-        const threads =
-          flags.threads === undefined ? undefined : positive("threads", flags.threads, 2);
-        const result = await benchAttention({
-          frames,
-          reps: positive("reps", flags.reps, 5),
-          ...(flags.backend !== undefined ? { backend: flags.backend } : {}),
-          ...(threads !== undefined ? { threads } : {}),
-          ...(kernels !== undefined ? { kernels } : {}),
-        });
-        const json = {
-          op: "attention",
-          backend: result.backend,
-          frames,
-          tokens: result.tokens,
-          sparse_ms: result.sparseMs,
-          dense_ms: result.denseMs,
-          speedup: result.denseMs / result.sparseMs,
-          sparse_macs: result.sparseMacs,
-          dense_macs: result.denseMacs,
-          mac_ratio: result.denseMacs / result.sparseMacs,
-          reps: result.reps,
-          sparse_detail: result.sparseDetail,
-          dense_detail: result.denseDetail,
-        };
-        if (flags.json) {
-          process.stdout.write(`${JSON.stringify(json)}\n`);
-          return;
-        }
-        process.stdout.write(
-          `attention, ${frames} frames (${result.tokens} tokens), ${result.backend}: sparse ${result.sparseMs.toFixed(2)} ms (${gmac(result.sparseMacs)} GMAC), dense ${result.denseMs.toFixed(2)} ms (${gmac(result.denseMacs)} GMAC); speedup ${json.speedup.toFixed(2)}x for a ${json.mac_ratio.toFixed(2)}x MAC ratio\n  sparse: ${result.sparseDetail}\n  dense: ${result.denseDetail}\n`,
-        );
-      },
-    );
+    .option(
+      "--pattern <spec>",
+      "block-sparse pattern: svitt, or a 3-D window window3d:KTxKHxKW[,block=BS]",
+      "svitt",
+    )
+    .option("--json", "print one JSON object");
+  addMemoryOption(command).action(
+    async (flags: {
+      op: string;
+      frames: string;
+      backend?: string;
+      threads?: string;
+      kernels?: string;
+      reps: string;
+      pattern: string;
+      maxMemory?: string;
+      json?: boolean;
+    }) => {
+      if (flags.op !== "attention")
+        throw new ConfigError("op", `unknown operation "${flags.op}"; known: attention`);
+      // The frame counts `run` accepts: the vision encoder's --frames flag, schema and checks.
+      const spec = await specFromFlags(MODELS.vision, { frames: flags.frames }, ["vision"]);
+      const frames = spec.frames;
+      const kernels = kernelChoice(flags.kernels);
+      const threads =
+        flags.threads === undefined
+          ? undefined
+          : parseIntOption("--threads", "threads", flags.threads, THREADS, 2);
+      const reps = parseIntOption("--reps", "reps", flags.reps, REPS, 5);
+      const pattern = parseBenchPattern(flags.pattern);
+      // Both variants are compiled, run and disposed in turn: the larger one must fit.
+      const budget = memoryBudget(flags);
+      const graphs = attentionGraphs(frames, {}, undefined, pattern);
+      for (const [variant, graph] of [
+        ["sparse", graphs.sparse],
+        ["dense", graphs.dense],
+      ] as const) {
+        const what = `one ${variant} attention layer at ${frames} frames`;
+        checkGraphSizes(graph, what, { workspace: true });
+        checkMemoryBudget(estimateMemory(graph), budget, what);
+      }
+      const result = await benchAttention({
+        frames,
+        reps,
+        pattern,
+        ...(flags.backend !== undefined ? { backend: flags.backend } : {}),
+        ...(threads !== undefined ? { threads } : {}),
+        ...(kernels !== undefined ? { kernels } : {}),
+      });
+      const json = {
+        op: "attention",
+        pattern: result.pattern,
+        backend: result.backend,
+        frames,
+        tokens: result.tokens,
+        sparse_ms: result.sparseMs,
+        dense_ms: result.denseMs,
+        speedup: result.denseMs / result.sparseMs,
+        sparse_macs: result.sparseMacs,
+        dense_macs: result.denseMacs,
+        mac_ratio: result.denseMacs / result.sparseMacs,
+        reps: result.reps,
+        sparse_detail: result.sparseDetail,
+        dense_detail: result.denseDetail,
+      };
+      if (flags.json) {
+        process.stdout.write(`${JSON.stringify(json)}\n`);
+        return;
+      }
+      process.stdout.write(
+        `attention (${result.pattern}), ${frames} frames (${result.tokens} tokens), ${result.backend}: sparse ${result.sparseMs.toFixed(2)} ms (${gmac(result.sparseMacs)} GMAC), dense ${result.denseMs.toFixed(2)} ms (${gmac(result.denseMacs)} GMAC); speedup ${json.speedup.toFixed(2)}x for a ${json.mac_ratio.toFixed(2)}x MAC ratio (${(json.speedup / json.mac_ratio).toFixed(2)}x dense's FLOP rate)\n  sparse: ${result.sparseDetail}\n  dense: ${result.denseDetail}\n`,
+      );
+    },
+  );
 }

@@ -28,6 +28,7 @@ export function registerVerify(program: Command): void {
       );
       let passed = 0;
       let failed = 0;
+      let firstFailure = "";
       for (const sidecar of sidecars) {
         let line: string;
         try {
@@ -56,8 +57,18 @@ export function registerVerify(program: Command): void {
           line = `FAIL ${sidecar}: ${error.message}`;
         }
         process.stdout.write(`${line}\n`);
+        if (failed > 0 && firstFailure === "")
+          firstFailure = line
+            .split("\n")[0]!
+            .replace(/ \(\d+ ms\)$/, "")
+            .slice(5, 300);
       }
       process.stdout.write(`${passed} passed, ${failed} failed\n`);
-      if (failed > 0) process.exitCode = 1;
+      // One line on stderr too, so a failed verify reads like every other failed command.
+      if (failed > 0) {
+        throw new SprigError(
+          `verify ${dir}: ${failed} of ${sidecars.length} case${sidecars.length === 1 ? "" : "s"} failed (first: ${firstFailure})`,
+        );
+      }
     });
 }
