@@ -1,6 +1,6 @@
 import { Command, CommanderError } from "commander";
 import { handleInterrupts } from "../io/cleanup.js";
-import { SprigError } from "../ir/errors.js";
+import { ConfigError, SprigError } from "../ir/errors.js";
 import { registerConvert } from "./commands/convert.js";
 import { registerEmit } from "./commands/emit.js";
 import { registerExport } from "./commands/export.js";
@@ -23,7 +23,12 @@ export function buildProgram(): Command {
       "A graph compiler for sparse video-text transformers (SViTT): prune edges and nodes, then lower to kernels.",
     )
     .version(VERSION, "-V, --version", "print sprig's version")
-    .showHelpAfterError("(run sprig --help for usage)")
+    // Commander's own errors (unknown option, missing argument) as one "sprig: ..." line,
+    // like every other user error; subcommands inherit this.
+    .configureOutput({
+      outputError: (text, write) =>
+        write(`sprig: ${text.replace(/^error: /, "").trim()} (run sprig --help for usage)\n`),
+    })
     .option(
       "--debug <level>",
       "debug output on stderr: 1 pass timings, 2 graphs after passes, 3 kernel sources",
@@ -48,7 +53,12 @@ export async function main(argv: readonly string[]): Promise<number> {
   const program = buildProgram().exitOverride();
   program.hook("preAction", (command) => {
     const level = command.opts().debug as string | undefined;
-    if (level !== undefined) process.env.SPRIG_DEBUG = level;
+    if (level !== undefined) {
+      if (!/^[0-3]$/.test(level)) {
+        throw new ConfigError("debug", `must be 0, 1, 2 or 3, got "${level}"`);
+      }
+      process.env.SPRIG_DEBUG = level;
+    }
     // Test-only (README, "Exit status"): a bug stand-in, to check the internal-error path.
     if (process.env.SPRIG_TEST_INTERNAL_ERROR === "1")
       throw new Error("SPRIG_TEST_INTERNAL_ERROR=1: internal error raised on purpose");

@@ -123,6 +123,28 @@ function givenFlags(model: ModelDefinition<unknown>, flags: ModelFlags, all: rea
   return given;
 }
 
+/** A preset knob at `path` of the spec: its flag's value, else the file's; validated. */
+function presetKnob(
+  model: ModelDefinition<unknown>,
+  flags: ModelFlags,
+  file: Record<string, unknown>,
+  path: string | null,
+  max: number,
+): number | undefined {
+  if (path === null) return undefined;
+  const flag = model.flags.find((f) => f.path === path);
+  const fromFlag = flag === undefined ? undefined : flags[attributeOf(flag.flag)];
+  const value =
+    typeof fromFlag === "string"
+      ? (
+          applyFlags({}, [{ ...flag!, path: "value" }], { [flag!.flag]: fromFlag }) as {
+            value: unknown;
+          }
+        ).value
+      : getPath(file, path);
+  return value === undefined ? undefined : parseConfig(int(1, max), value, path);
+}
+
 /** Builds and checks the spec of `model` from a command's flags (see the module comment). */
 export async function specFromFlags<Spec>(
   model: ModelDefinition<Spec>,
@@ -136,22 +158,14 @@ export async function specFromFlags<Spec>(
       `--dense does not apply to model ${model.name} (it has no vision encoder)`,
     );
   }
-  let frames = 8;
-  if (model.framesPath !== null) {
-    const framesFlag = model.flags.find((f) => f.path === model.framesPath);
-    const fromFlag = framesFlag === undefined ? undefined : flags[attributeOf(framesFlag.flag)];
-    const fromFile = getPath(file, model.framesPath);
-    const chosen =
-      typeof fromFlag === "string"
-        ? applyFlags({}, [{ ...framesFlag!, path: "frames" }], { [framesFlag!.flag]: fromFlag })
-        : { frames: fromFile ?? 8 };
-    frames = parseConfig(
-      int(1, MAX_FRAMES),
-      (chosen as { frames: unknown }).frames,
-      model.framesPath,
-    );
-  }
-  const preset = model.preset({ frames, variant: flags.dense ? "dense" : "svitt" });
+  // The clip length and encoder depth pick the preset, so they are read first (flag, else file).
+  const frames = presetKnob(model, flags, file, model.framesPath, MAX_FRAMES) ?? 8;
+  const layers = presetKnob(model, flags, file, model.layersPath, 1000);
+  const preset = model.preset({
+    frames,
+    variant: flags.dense ? "dense" : "svitt",
+    ...(layers === undefined ? {} : { layers }),
+  });
   const all = allModelFlags(models);
   const given = givenFlags(model as ModelDefinition<unknown>, flags, all);
   const merged = applyFlags(mergeConfig(preset, file), model.flags, given);

@@ -2,7 +2,7 @@ import type { z } from "zod";
 import type { FlagSpec } from "../config/flags.js";
 import type { Graph } from "../ir/graph.js";
 import type { HostTensor } from "../ir/tensor.js";
-import type { SparsityConfig } from "./config.js";
+import type { Precision, SparsityConfig } from "./config.js";
 
 /**
  * What every model sprig compiles looks like from the outside. A model (vision, text,
@@ -30,6 +30,8 @@ export interface ModelSparsity {
     readonly sparsity: SparsityConfig;
     readonly window: readonly [number, number, number];
     readonly globalTokens: number;
+    /** Arithmetic of the encoder's linear layers (quantize-linear); absent: fp32. */
+    readonly precision?: Precision;
   } | null;
   readonly crossModal: CrossModalSparsity | null;
 }
@@ -53,6 +55,8 @@ export interface PresetOptions {
   readonly frames: number;
   /** "svitt": the released sparsity; "dense": none. */
   readonly variant: "svitt" | "dense";
+  /** Vision encoder layers, when the user asks for fewer (the preset keeps the drops inside). */
+  readonly layers?: number;
 }
 
 export interface ModelDefinition<Spec> {
@@ -71,6 +75,8 @@ export interface ModelDefinition<Spec> {
   readonly flags: readonly FlagSpec[];
   /** Where the clip length sits in a spec (it picks the preset), or null for models without video. */
   readonly framesPath: string | null;
+  /** Where the vision encoder's layer count sits (it shapes the preset's drops), or null. */
+  readonly layersPath: string | null;
   /** The full-size preset (BEiT-base / BERT-base as released) for a clip length. */
   preset(options: PresetOptions): Spec;
   /** The same spec without any sparsity: the dense baseline reports compare with. */

@@ -48,14 +48,21 @@ export function visionPreset(
   frames: number,
   variant: Variant = "svitt",
   batch = 1,
+  layers: number = BEIT_BASE.numLayers,
 ): VisionModelSpec {
   if (!(Number.isInteger(frames) && frames >= 1)) {
     throw new ConfigError("frames", `must be an integer >= 1, got ${frames}`);
   }
+  const sparsity = variant === "svitt" ? svittSparsity(frames) : DENSE_SPARSITY;
+  // A shallower encoder keeps the drops that fall inside it (after layer 1 of 2: none).
+  const tokens =
+    sparsity.tokens === null
+      ? null
+      : { ...sparsity.tokens, dropAfter: sparsity.tokens.dropAfter.filter((l) => l < layers) };
   return {
-    model: BEIT_BASE,
+    model: layers === BEIT_BASE.numLayers ? BEIT_BASE : { ...BEIT_BASE, numLayers: layers },
     frames,
     batch,
-    sparsity: variant === "svitt" ? svittSparsity(frames) : DENSE_SPARSITY,
+    sparsity: { ...sparsity, tokens },
   };
 }

@@ -388,7 +388,7 @@ process.exitCode = await main(["report", "--frames", "2", "--json"]);
     expect(version.stderr).toBe("");
     const run = await ok(
       "npx",
-      ["sprig", "run", "--frames", "2", "--layers", "2", "--drop-after", "1", "--reps", "1"],
+      ["sprig", "run", "--frames", "2", "--layers", "2", "--reps", "1"],
       app,
     );
     expect(run.stderr).toBe("");

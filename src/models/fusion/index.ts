@@ -122,6 +122,7 @@ export const fusionModel: ModelDefinition<FusionModelSpec> = {
   schema: fusionSpecSchema,
   flags: FUSION_FLAGS,
   framesPath: null,
+  layersPath: null,
   summary:
     "SViTT multimodal encoder (BERT fusion layers + ITM head): text x video tokens -> match score",
   checkpointPrefix: "",

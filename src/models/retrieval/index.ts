@@ -297,9 +297,13 @@ export function retrievalParts(spec: RetrievalModelSpec, pairs: number): Retriev
 }
 
 /** The full-size preset: BEiT-base + BERT-base, embed dim 256, max text length 64. */
-export function retrievalPreset(frames: number, variant: "svitt" | "dense"): RetrievalModelSpec {
+export function retrievalPreset(
+  frames: number,
+  variant: "svitt" | "dense",
+  layers?: number,
+): RetrievalModelSpec {
   return {
-    vision: visionPreset(frames, variant),
+    vision: visionPreset(frames, variant, 1, layers),
     text: BERT_BASE,
     texts: 1,
     textLength: MAX_TEXT_LENGTH,
@@ -313,9 +317,10 @@ export const retrievalModel: ModelDefinition<RetrievalModelSpec> = {
   schema: retrievalSpecSchema,
   flags: RETRIEVAL_FLAGS,
   framesPath: "vision.frames",
+  layersPath: "vision.model.numLayers",
   summary: "the whole SViTT retrieval model: ITC similarities and ITM scores for videos x captions",
   checkpointPrefix: "",
-  preset: ({ frames, variant }) => retrievalPreset(frames, variant),
+  preset: ({ frames, variant, layers }) => retrievalPreset(frames, variant, layers),
   check: checkRetrievalSpec,
   dense: (spec) => ({
     ...spec,

@@ -100,6 +100,7 @@ export const textModel: ModelDefinition<TextModelSpec> = {
   schema: textSpecSchema,
   flags: TEXT_FLAGS,
   framesPath: null,
+  layersPath: null,
   preset: () => ({ text: BERT_BASE, batch: 1, textLength: MAX_TEXT_LENGTH }),
   check: checkTextSpec,
   dense: (spec) => spec,

@@ -11,6 +11,7 @@ export function visionSparsity(spec: VisionModelSpec): ModelSparsity["vision"] {
     sparsity: spec.sparsity,
     window: tokenWindow(spec.model, spec.frames),
     globalTokens: spec.model.numClsTokens,
+    ...(spec.precision === undefined ? {} : { precision: spec.precision }),
   };
 }
 
@@ -24,7 +25,9 @@ export function describeVision(spec: VisionModelSpec): string {
       ? "BEiT-base"
       : `BEiT (hidden ${spec.model.hiddenSize}, ${spec.model.numLayers} layers, ${spec.model.imageSize} px)`;
   const batch = spec.batch === 1 ? "" : `, batch ${spec.batch}`;
-  return `${dense ? "dense" : "SViTT"} ${base} vision encoder, ${spec.frames} frames${batch}`;
+  const precision =
+    spec.precision === undefined || spec.precision === "fp32" ? "" : `, ${spec.precision}`;
+  return `${dense ? "dense" : "SViTT"} ${base} vision encoder, ${spec.frames} frames${batch}${precision}`;
 }
 
 /**
@@ -40,7 +43,8 @@ export const visionModel: ModelDefinition<VisionModelSpec> = {
   schema: visionSpecSchema,
   flags: VISION_FLAGS,
   framesPath: "frames",
-  preset: ({ frames, variant }) => visionPreset(frames, variant),
+  layersPath: "model.numLayers",
+  preset: ({ frames, variant, layers }) => visionPreset(frames, variant, 1, layers),
   check: checkVisionSpec,
   dense: (spec) => ({ ...spec, sparsity: DENSE_SPARSITY }),
   describe: describeVision,
