@@ -3,7 +3,7 @@
  * results as JSON in bench/results/ (one file per benny suite, plus summary.json) and a
  * markdown report in bench/results/summary.md, also printed.
  *
- *   npm run bench -- [--suites compile,matmul,attention,encoder,retrieval,scale,browser]
+ *   npm run bench -- [--suites compile,matmul,attention,encoder,sink,precision,retrieval,scale,browser]
  *                    [--backends onnx,tfjs-wasm,...] [--frames 4,8,16] [--quick]
  *
  * Defaults: all suites; attention on onnx, tfjs-wasm, tfjs-cpu and gpujs at 4, 8 and 16
@@ -11,7 +11,9 @@
  * encoder on onnx and tfjs-wasm at 8 frames; the retrieval model on onnx and tfjs-wasm at 8
  * frames (16 clips x 16 captions; 5 whole jobs per variant on onnx, 2 on tfjs-wasm, about
  * 22 minutes in all on the 2-core project machine); scale on onnx; browser: gpujs and
- * tfjs-webgl in headless Chromium at 4, 8 and 16 frames. --quick: 4 and 8 frames, two
+ * tfjs-webgl in headless Chromium at 4, 8 and 16 frames; sink (SViTT with and without
+ * sink-token-selection) and precision (int8 against fp32: speed, accuracy on seeded clips,
+ * retrieval ranking agreement) on onnx at 8 and 16 frames. --quick: 4 and 8 frames, two
  * samples per case, one retrieval job of 4 clips x 4 captions per variant, no scale or
  * browser suite.
  */
@@ -25,14 +27,18 @@ import { availableBackends } from "./common.js";
 import { benchEncoder, encoderTable } from "./encoder.bench.js";
 import { machineDescription, markdownTable, RESULTS_DIR, type SuiteSummary } from "./harness.js";
 import { benchMatmul } from "./matmul.bench.js";
+import { benchPrecision, precisionSection } from "./precision.bench.js";
 import { benchRetrieval, retrievalSection } from "./retrieval.bench.js";
 import { benchScale, SCALE_RSS_LIMIT_MB, scaleTable } from "./scale.bench.js";
+import { benchSink, sinkTable } from "./sink.bench.js";
 
 const SUITES = [
   "compile",
   "matmul",
   "attention",
   "encoder",
+  "sink",
+  "precision",
   "retrieval",
   "scale",
   "browser",
@@ -148,6 +154,39 @@ if (has("encoder")) {
     "Efficiency: SViTT encoder GFLOP/s over the same backend's 2-D matmul GFLOP/s, same suite.",
     ...skippedNote(skipped),
     detail(result.summaries),
+  );
+}
+if (has("sink")) {
+  const { ready, skipped } = await availableBackends(backendList(["onnx"]));
+  const { rows, summaries } = await benchSink(
+    ready,
+    values.frames === undefined ? (quick ? [8] : [8, 16]) : frames,
+    quick ? { rounds: 2 } : {},
+  );
+  json.sink = rows;
+  section(
+    "sink-token-selection: SViTT fp32 with and without the pass",
+    sinkTable(rows),
+    "Runs alternate between the two executables. Done when time saved / MACs removed >= 0.8.",
+    ...skippedNote(skipped),
+    detail(summaries),
+  );
+}
+if (has("precision")) {
+  const { ready, skipped } = await availableBackends(backendList(["onnx"]));
+  const result =
+    ready.length === 0
+      ? null
+      : await benchPrecision(
+          ready,
+          values.frames === undefined ? (quick ? [8] : [8, 16]) : frames,
+          quick ? { rounds: 2, clips: 2, retrievalClips: 4 } : {},
+        );
+  json.precision = result;
+  section(
+    "Reduced precision: int8 against fp32",
+    ...(result === null ? [] : precisionSection(result)),
+    ...skippedNote(skipped),
   );
 }
 if (has("retrieval")) {

@@ -10,7 +10,9 @@ import { analyzeCost } from "./analyze-cost.js";
 import { eliminateDeadCode } from "./eliminate-dead-code.js";
 import { pruneTokens } from "./prune-tokens.js";
 import { pruneVisualTokens } from "./prune-visual-tokens.js";
+import { quantizeLinear } from "./quantize-linear.js";
 import { reorderTokens } from "./reorder-tokens.js";
+import { sinkTokenSelection } from "./sink-token-selection.js";
 import { sparsifyAttention } from "./sparsify-attention.js";
 
 export interface VisionPipelineOptions {
@@ -50,6 +52,11 @@ export function modelPipeline(sparsity: ModelSparsity, options: ModelPipelineOpt
   if (cross !== null && cross.keepRate < 1 && cross.layers.length > 0) {
     passes.push(pruneVisualTokens({ keepRate: cross.keepRate, layers: cross.layers }));
   }
+  // Precision after every sparsity pass: a quantised linear is no longer per-token, so the
+  // token selection must have sunk first. The vision encoder's layers only (stack "vision"
+  // in a graph with several, none in its own graph).
+  if (sparsity.vision?.precision === "int8")
+    passes.push(quantizeLinear({ stacks: [null, "vision"] }));
   passes.push(...finishingPasses());
   return passes;
 }
@@ -81,6 +88,8 @@ function visionSparsityPasses(options: VisionPipelineOptions): Pass[] {
   if (sparsity.tokens !== null) {
     passes.push(
       pruneTokens({ keepRate: sparsity.tokens.keepRate, afterLayers: sparsity.tokens.dropAfter }),
+      // 2b. The kept set needs only the CLS attention: the rest of a drop layer runs on it.
+      sinkTokenSelection(),
     );
   }
   // 3. Edge sparsity, layout per layer from its (possibly pruned) token count.

@@ -8,7 +8,9 @@
  *
  * Declines: cross-attention and text attention (masked, or all-row probabilities), and
  * layers not listed. Patterns come from the SViTT rule (local + seeded random blocks, or
- * explicit random blocks per layer as in the conformance cases) or from a user function.
+ * explicit random blocks per layer as in the conformance cases) or from a user function,
+ * whose layout may be fixed or ragged with partial blocks (a token predicate compiled by
+ * src/patterns/predicate.ts, e.g. the 3-D window of src/patterns/window3d.ts).
  *
  * Each layer's layout is checked for the padding mode it will run under: with padding
  * "reference" a layer left with fewer non-local blocks than random ones (after token drops:

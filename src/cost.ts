@@ -1,3 +1,4 @@
+import { attentionPlan, computedPairs } from "./ir/attention-plan.js";
 import { type AnyNode, type Graph, isOp } from "./ir/graph.js";
 import type { OpKind } from "./ir/ops/index.js";
 import { bytesPerElement } from "./ir/dtype.js";
@@ -9,9 +10,12 @@ import { numElements, type TensorType } from "./ir/tensor.js";
  * MACs count what dominates transformer cost, following the SViTT cost table in
  * design/platform-facts.md: linear layers (rows x in x out), the patch embedding
  * (patches x C x Cin·p²), and attention's q·k and p·v products (per batch item
- * 2 · queries · keys · C). Block-sparse attention counts its global rows densely and its
- * local queries over padded blocks, padded query rows included (they are computed and
- * discarded). Retrieval similarities (scale · a bᵀ, a [M, D], b [N, D]) count M · N · D
+ * 2 · queries · keys · C). Block-sparse attention counts what its plan computes
+ * (src/ir/attention-plan.ts, computedPairs): its global rows densely, and each query block's
+ * bs rows (padded query rows included: they are computed and discarded) over the block's own
+ * key slots, G + (its row's key blocks)·bs, so ragged rows count their own length and a
+ * partial block counts all bs x bs pairs (they are computed, then masked); per-head layouts
+ * average over heads. keysPerQuery is the slots a query forms, likewise. Retrieval similarities (scale · a bᵀ, a [M, D], b [N, D]) count M · N · D
  * as linear MACs. Softmax, LayerNorm, GELU, L2 normalisation, elementwise ops, masks and
  * row look-ups or copies (embedding, gather, selectBatch, slice) count 0 MACs.
  * Bytes are every tensor a node reads plus every tensor it writes (float32/int32), a
@@ -59,16 +63,22 @@ const MAC_RULES: { readonly [K in OpKind]: MacRule<K> } = {
     return { kind: "attention", macs: 2 * batch! * queries! * keys * width!, keysPerQuery: keys };
   },
   blockSparseAttention: (node, [q]) => {
-    const [batch, tokens, width] = q!;
-    const { globalTokens: g, blockSize, layout } = node.attrs.pattern;
-    const local = tokens! - g;
-    const keysPerLocalQuery = g + layout.blocksPerRow * blockSize;
-    const globalPairs = g * tokens!;
-    const localPairs = layout.queryBlocks * blockSize * keysPerLocalQuery;
+    const [batch, tokens, hidden] = q!;
+    const { heads, pattern, padding, relPosBias } = node.attrs;
+    const plan = attentionPlan(
+      pattern,
+      { batch: batch!, tokens: tokens!, hidden: hidden!, heads },
+      padding,
+      relPosBias,
+    );
+    // Summed over the layout heads; each layout head stands for heads / layoutHeads heads.
+    const { pairs, localQuerySlots } = computedPairs(plan);
+    const headsPerLayoutHead = heads / plan.layoutHeads;
+    const globalSlots = plan.layoutHeads * plan.globalTokens * tokens!;
     return {
       kind: "attention",
-      macs: 2 * batch! * (globalPairs + localPairs) * width!,
-      keysPerQuery: (globalPairs + local * keysPerLocalQuery) / tokens!,
+      macs: 2 * batch! * pairs * plan.headDim * headsPerLayoutHead,
+      keysPerQuery: (globalSlots + localQuerySlots) / (plan.layoutHeads * tokens!),
     };
   },
   // Row look-ups, masks, normalisation and data movement: no multiply-adds worth counting.
@@ -79,6 +89,13 @@ const MAC_RULES: { readonly [K in OpKind]: MacRule<K> } = {
   similarity: (_node, [a, b]) => ({ kind: "linear", macs: a![0]! * b![0]! * a![1]! }),
   selectBatch: none,
   slice: none,
+  // Computed once per executable from a weight: no run-time work.
+  weightScales: none,
+  // The same multiply-adds as linear, in 8-bit integers (kind "linear": they are its MACs).
+  quantizedLinear: (node, [, w]) => ({
+    kind: "linear",
+    macs: numElements(node.outputs[0]!.shape) * w![1]!,
+  }),
   tokenScores: none,
   topK: none,
   gather: none,
@@ -95,7 +112,12 @@ export function nodeCost(graph: Graph, node: AnyNode): NodeCost {
     node as never,
     inputTypes.map((t) => t.shape),
   );
-  const isSource = node.op === "input" || node.op === "weight" || node.op === "constant";
+  // weightScales runs once per executable, not per run: like a source, it moves no bytes.
+  const isSource =
+    node.op === "input" ||
+    node.op === "weight" ||
+    node.op === "constant" ||
+    node.op === "weightScales";
   const bytes = isSource
     ? 0
     : inputTypes.reduce((sum, t) => sum + tensorBytes(t), 0) +

@@ -10,6 +10,7 @@ import {
 } from "./codegen/dense.js";
 import { lowerMeanTokens, lowerPatchEmbed, lowerPrependTokens } from "./codegen/embedding.js";
 import type { Lowering, SourcePlan } from "./codegen/plan.js";
+import { lowerQuantizedLinear, lowerWeightScales } from "./codegen/quantized.js";
 import {
   lowerAdditiveMask,
   lowerEmbedding,
@@ -48,6 +49,8 @@ export const LOWERINGS: { readonly [K in OpKind]: Lowering<K> } = {
   similarity: lowerSimilarity,
   selectBatch: lowerSelectBatch,
   slice: lowerSlice,
+  weightScales: lowerWeightScales,
+  quantizedLinear: lowerQuantizedLinear,
   tokenScores: lowerTokenScores,
   topK: lowerTopK,
   gather: lowerGather,

@@ -1,14 +1,17 @@
+import { attentionPlanOf } from "../../src/ir/attention-plan.js";
 import { BackendError } from "../../src/ir/errors.js";
 import { type Node, nodeLabel } from "../../src/ir/graph.js";
-import { relPosTableRows } from "../../src/ir/relpos.js";
+import { relPosCodes } from "../../src/ir/relpos.js";
 import type { HostTensor } from "../../src/ir/tensor.js";
 
 /**
  * The arguments of the C kernel's sprig_bsa_args (bsa.h) for one blockSparseAttention
- * node and its input values, checked: shared by the native addon and the WebAssembly
+ * node and its input values, all read off the node's attention plan
+ * (src/ir/attention-plan.ts) and checked: shared by the native addon and the WebAssembly
  * build. Imports nothing of Node, so browser bundles may include it.
  */
 export interface BsaCall {
+  /** sprig_bsa_args' int32 fields in declaration order (bsa.h), see intFields. */
   readonly batch: number;
   readonly n: number;
   readonly c: number;
@@ -16,20 +19,30 @@ export interface BsaCall {
   readonly g: number;
   readonly bs: number;
   readonly blocks: number;
-  readonly width: number;
+  readonly maxWidth: number;
   readonly layoutHeads: number;
   readonly masked: boolean;
-  readonly layout: Int32Array;
+  readonly maskWords: number;
+  readonly maskCount: number;
+  /** The plan's rows (CSR) and token masks. */
+  readonly rowStart: Int32Array;
+  readonly keyBlock: Int32Array;
+  readonly entryMask: Int32Array;
+  readonly masks: Uint32Array;
   readonly q: Float32Array;
   readonly k: Float32Array;
   readonly v: Float32Array;
-  /** The relative position bias, or null. */
+  /** The relative position bias as its linear form, or null. */
   readonly bias: {
     readonly table: Float32Array;
     readonly rows: number;
-    readonly window: readonly [number, number, number];
-    readonly tokenIdx: Int32Array;
+    /** Code of every local token [tokenBatch, N - 1]. */
+    readonly codes: Int32Array;
     readonly tokenBatch: number;
+    readonly offset: number;
+    readonly clsToToken: number;
+    readonly tokenToCls: number;
+    readonly clsToCls: number;
   } | null;
   /** Output sizes (floats): context [B, N, C], global probabilities [B, H, G, N]. */
   readonly contextSize: number;
@@ -43,47 +56,35 @@ function f32(node: Node, tensor: HostTensor | undefined, what: string, size: num
   return tensor.data;
 }
 
-/** Throws a RangeError naming the node when a token index lies outside the bias window. */
-export function checkTokenIndex(
-  node: Node<"blockSparseAttention">,
-  tokenIdx: HostTensor,
-  windowTokens: number,
-  backend: string,
-): void {
-  const len = tokenIdx.shape[1]!;
-  tokenIdx.data.forEach((original, i) => {
-    if (!(original >= 0 && original < windowTokens)) {
-      throw new RangeError(
-        `${backend}: ${nodeLabel(node)}: token index ${original} (batch ${Math.floor(i / len)}, position ${i % len}) outside the ${windowTokens}-token window`,
-      );
-    }
-  });
-}
-
 export function bsaCall(
   node: Node<"blockSparseAttention">,
   inputs: readonly HostTensor[],
   backend: string,
 ): BsaCall {
-  const { heads, pattern, padding, relPosBias } = node.attrs;
-  const [batch, n, c] = node.outputs[0]!.shape as [number, number, number];
-  const { layout } = pattern;
+  const plan = attentionPlanOf(node);
+  const { batch, tokens: n, hidden: c, heads } = plan;
   const size = batch * n * c;
   let bias: BsaCall["bias"] = null;
-  if (relPosBias !== null) {
-    const { window } = relPosBias;
-    const rows = relPosTableRows(window);
+  if (plan.relPos !== null) {
+    const lin = plan.relPos;
     const index = inputs[4];
     if (index?.dtype !== "i32") {
       throw new BackendError(`${backend}: ${nodeLabel(node)}: token index is not i32`);
     }
-    checkTokenIndex(node, index, window[0] * window[1] * window[2], backend);
+    const codes = relPosCodes(lin, index.data, index.shape[1]!, (original, row, position) => {
+      throw new RangeError(
+        `${backend}: ${nodeLabel(node)}: token index ${original} (batch ${row}, position ${position}) outside the ${lin.windowTokens}-token window`,
+      );
+    });
     bias = {
-      table: f32(node, inputs[3], "the bias table", rows * heads),
-      rows,
-      window,
-      tokenIdx: index.data,
+      table: f32(node, inputs[3], "the bias table", lin.tableRows * heads),
+      rows: lin.tableRows,
+      codes,
       tokenBatch: index.shape[0]!,
+      offset: lin.offset,
+      clsToToken: lin.clsToToken,
+      tokenToCls: lin.tokenToCls,
+      clsToCls: lin.clsToCls,
     };
   }
   return {
@@ -91,23 +92,29 @@ export function bsaCall(
     n,
     c,
     heads,
-    g: pattern.globalTokens,
-    bs: pattern.blockSize,
-    blocks: layout.queryBlocks,
-    width: layout.blocksPerRow,
-    layoutHeads: layout.heads,
-    masked: padding === "masked",
-    layout: layout.blocks,
+    g: plan.globalTokens,
+    bs: plan.blockSize,
+    blocks: plan.queryBlocks,
+    maxWidth: plan.widestRow,
+    layoutHeads: plan.layoutHeads,
+    masked: plan.padding === "masked",
+    maskWords: plan.maskWords,
+    maskCount:
+      plan.partialEntries === 0 ? 0 : plan.masks.length / (plan.blockSize * plan.maskWords),
+    rowStart: plan.rowStart,
+    keyBlock: plan.keyBlock,
+    entryMask: plan.entryMask,
+    masks: plan.partialEntries === 0 ? new Uint32Array(0) : plan.masks,
     q: f32(node, inputs[0], "q", size),
     k: f32(node, inputs[1], "k", size),
     v: f32(node, inputs[2], "v", size),
     bias,
     contextSize: size,
-    probsSize: batch * heads * pattern.globalTokens * n,
+    probsSize: batch * heads * plan.globalTokens * n,
   };
 }
 
-/** sprig_bsa_args' leading int32 fields, batch .. masked, in declaration order (bsa.h). */
+/** sprig_bsa_args' leading int32 fields, batch .. mask_count, in declaration order (bsa.h). */
 export function shapeFields(call: BsaCall): number[] {
   return [
     call.batch,
@@ -117,16 +124,22 @@ export function shapeFields(call: BsaCall): number[] {
     call.g,
     call.bs,
     call.blocks,
-    call.width,
+    call.maxWidth,
     call.layoutHeads,
     call.masked ? 1 : 0,
+    call.maskWords,
+    call.maskCount,
   ];
 }
 
-/** sprig_bsa_args' bias fields table_rows, wt, wh, ww, token_batch (1s without a bias). */
+/**
+ * sprig_bsa_args' bias fields table_rows, token_batch, offset, cls_to_token, token_to_cls,
+ * cls_to_cls (0 and 1 without a bias).
+ */
 export function biasFields(call: BsaCall): number[] {
   const { bias } = call;
-  return [bias?.rows ?? 0, ...(bias?.window ?? [1, 1, 1]), bias?.tokenBatch ?? 1];
+  if (bias === null) return [0, 1, 0, 0, 0, 0];
+  return [bias.rows, bias.tokenBatch, bias.offset, bias.clsToToken, bias.tokenToCls, bias.clsToCls];
 }
 
 /** The kernel's outputs as the node's host tensors. */

@@ -1,18 +1,22 @@
 /*
  * Block-sparse attention, one (batch, head, query block) at a time.
  *
- * An item gathers the keys its query block reads (the global tokens, then the layout row's
- * key blocks) into a transposed block KT [d, Kp] and the values into V [K, dp], so both
- * products run as register-blocked outer products over contiguous memory:
+ * An item gathers the keys its query block reads (the global tokens, then its layout row's
+ * key blocks, however many the row has) into a transposed block KT [d, Kp] and the values
+ * into V [K, dp], so both products run as register-blocked outer products over contiguous
+ * memory:
  *   S = Q KT  (4 query rows x 2 vectors of keys per step, the KT strip stays in L1),
- *   S = S / sqrt(d) + bias, row softmax (vectorised exp),
+ *   S = S / sqrt(d) + bias, pairs a partial block's token mask clears set to -inf, padded
+ *   keys set by the padding mode, row softmax (vectorised exp),
  *   O = P V   (4 rows x 2 vectors of channels per step).
+ * A partial block is computed like a full one and masked afterwards (its masked pairs get
+ * probability exactly 0): nothing is densified, and the products keep their shape.
  * Nothing of size [n, n] is formed; the global rows are a separate item, dense over all
  * keys, whose probabilities are the op's second output (the CLS row token pruning reads).
  *
- * The relative position bias is table[idx, h] with, for local ids a and c,
- * idx = lin(a) - lin(c) + off, lin(t, y, x) = (t (2Hw - 1) + y)(2Ww - 1) + x, which is the
- * 3-D index of src/ir/relpos.ts rearranged so that one subtraction per key remains.
+ * The relative position bias is table[idx, h] with, for local tokens a and c,
+ * idx = code(a) - code(c) + offset, the linear form of the 3-D index (src/ir/relpos.ts):
+ * the caller passes every token's code, so one subtraction per key remains.
  */
 #include "bsa.h"
 
@@ -126,25 +130,23 @@ static void softmax_row(float *x, int64_t len) {
   for (int64_t j = 0; j < len; j += VL) STORE(x + j, LOAD(x + j) * inv);
 }
 
-/* Geometry shared by every item. */
+/* Geometry shared by every item; keys, kp: slots of the widest row (scratch sizes). */
 typedef struct {
   /* lp: the sequence padded to whole blocks, g + blocks * bs; kw: kt_head's row stride. */
-  int64_t d, local, keys, kp, dp, bsp, np, lp, kw, pairs, off;
+  int64_t d, local, keys, kp, dp, bsp, np, lp, kw;
 } geometry;
 
 static geometry geometry_of(const sprig_bsa_args *a) {
   geometry s;
   s.d = a->c / a->heads;
   s.local = a->n - a->g;
-  s.keys = a->g + (int64_t)a->width * a->bs;
+  s.keys = a->g + (int64_t)a->max_width * a->bs;
   s.kp = round_up(s.keys, 2 * VL);
   s.dp = round_up(s.d, 2 * VL);
   s.bsp = round_up(a->bs, ROWS);
   s.np = round_up(a->n, VL);
   s.lp = a->g + (int64_t)a->blocks * a->bs;
   s.kw = round_up(s.lp, VL);
-  s.pairs = (int64_t)(2 * a->wt - 1) * (2 * a->wh - 1) * (2 * a->ww - 1);
-  s.off = ((int64_t)(a->wt - 1) * (2 * a->wh - 1) + (a->wh - 1)) * (2 * a->ww - 1) + (a->ww - 1);
   return s;
 }
 
@@ -171,9 +173,10 @@ static scratch_parts parts_of(const sprig_bsa_args *a, const geometry *s, void *
   int64_t at = 0;
   int64_t kt_head = carve(&at, s->d * s->kw);
   int64_t kt = carve(&at, s->d * s->kp);
-  int64_t v = carve(&at, s->keys * s->dp);
+  int64_t v = carve(&at, s->kp * s->dp);
   int64_t q = carve(&at, s->bsp * s->d);
-  int64_t sc = carve(&at, s->bsp * s->kp);
+  /* VL floats of slack: mask_partial's last chunk may reach past a row's slots. */
+  int64_t sc = carve(&at, s->bsp * s->kp + VL);
   int64_t o = carve(&at, s->bsp * s->dp);
   int64_t bias = carve(&at, a->table ? a->table_rows : 1);
   int64_t row = carve(&at, s->np > s->dp ? s->np : s->dp);
@@ -207,13 +210,10 @@ int64_t sprig_bsa_scratch_bytes(const sprig_bsa_args *a) {
   return total;
 }
 
-/* lin of sequence position pos >= 1 of batch item b (see the file comment). */
-static int32_t lin_of(const sprig_bsa_args *a, int64_t b, int64_t pos) {
+/* code of sequence position pos >= 1 of batch item b (see the file comment). */
+static int32_t code_of(const sprig_bsa_args *a, int64_t b, int64_t pos) {
   const int64_t row = a->token_batch == 1 ? 0 : b;
-  const int32_t original = a->token_idx[row * (a->n - 1) + pos - 1];
-  const int32_t frame = a->wh * a->ww;
-  const int32_t t = original / frame, y = (original % frame) / a->ww, x = original % a->ww;
-  return (t * (2 * a->wh - 1) + y) * (2 * a->ww - 1) + x;
+  return a->codes[row * (a->n - 1) + pos - 1];
 }
 
 /* bias_h[r] = table[r, h] for every table row. */
@@ -238,9 +238,9 @@ static void global_rows(const sprig_bsa_args *a, const geometry *s, int64_t b, i
     }
     /* With a bias there is one global token, the CLS token: cls->token, and cls->cls. */
     if (a->table) {
-      const float to_token = p->bias_h[s->pairs];
+      const float to_token = p->bias_h[a->cls_to_token];
       for (int64_t j = 0; j < n; j++) logits[j] += to_token;
-      logits[0] += p->bias_h[s->pairs + 2] - to_token;
+      logits[0] += p->bias_h[a->cls_to_cls] - to_token;
     }
     for (int64_t j = n; j < s->np; j++) logits[j] = -INFINITY;
     softmax_row(logits, s->np);
@@ -256,19 +256,52 @@ static void global_rows(const sprig_bsa_args *a, const geometry *s, int64_t b, i
   }
 }
 
-/* Query block m of (b, h). */
-static void local_block(const sprig_bsa_args *a, const geometry *s, int64_t b, int64_t h,
-                        int64_t m, const scratch_parts *p) {
+/* VL bits of a token-mask row starting at bit t0 (a chunk spans at most two words), with
+ * the bits past the block's bs keys set (those lanes belong to the next entry). */
+static inline uint32_t mask_bits(const uint32_t *bits, int64_t t0, int64_t bs) {
+  const int64_t word = t0 >> 5, shift = t0 & 31;
+  uint32_t out = bits[word] >> shift;
+  if (shift + VL > 32 && (word + 1) * 32 < bs) out |= bits[word + 1] << (32 - shift);
+  const int64_t span = bs - t0;
+  if (span < VL) out |= ~((1u << span) - 1u);
+  return VL == 32 ? out : out | ~((1u << VL) - 1u);
+}
+
+/* -inf at the slots of query row i that partial entries' token masks clear, VL slots at a
+ * time: lane u of a chunk keeps its logit when bit u of the chunk's mask bits is set. */
+static void mask_partial(const sprig_bsa_args *a, const int32_t *entry_mask, int64_t width,
+                         int64_t i, float *si) {
+  const int64_t g = a->g, bs = a->bs, words = a->mask_words;
+  vi lane = {0};
+  for (int u = 0; u < VL; u++) lane[u] = 1 << u;
+  const vf minus_inf = splat(-INFINITY);
+  for (int64_t w = 0; w < width; w++) {
+    const int32_t mask = entry_mask[w];
+    if (mask < 0) continue;
+    const uint32_t *bits = a->masks + ((int64_t)mask * bs + i) * words;
+    float *slots = si + g + w * bs;
+    for (int64_t t0 = 0; t0 < bs; t0 += VL) {
+      const uint32_t chunk = mask_bits(bits, t0, bs);
+      if (chunk == 0xffffffffu) continue;
+      const vi keep = ((vi){0} + (int32_t)chunk & lane) != 0;
+      STORE(slots + t0, select(keep, LOAD(slots + t0), minus_inf));
+    }
+  }
+}
+
+/* Query block m of (b, h), its slots rounded up to kp (see local_block). */
+static inline __attribute__((always_inline)) void local_block_kp(
+    const sprig_bsa_args *a, const geometry *s, int64_t b, int64_t h, int64_t m,
+    const scratch_parts *p, int64_t first_entry, int64_t width, int64_t kp) {
   const int64_t n = a->n, c = a->c, d = s->d, g = a->g, bs = a->bs;
-  const int64_t keys = s->keys, kp = s->kp, dp = s->dp;
   const float scale = 1.0f / sqrtf((float)d);
-  const int64_t hl = a->layout_heads == 1 ? 0 : h;
-  const int32_t *row = a->layout + (hl * a->blocks + m) * a->width;
+  const int32_t *row = a->key_block + first_entry;
+  const int64_t keys = g + width * bs, dp = s->dp;
 
   /* Key positions (-1: padding); keys as columns of the head's KT, values as row pointers. */
   int64_t pads = 0;
   for (int64_t j = 0; j < g; j++) p->key_pos[j] = (int32_t)j;
-  for (int64_t w = 0; w < a->width; w++) {
+  for (int64_t w = 0; w < width; w++) {
     for (int64_t t = 0; t < bs; t++) {
       const int64_t local = (int64_t)row[w] * bs + t;
       const int64_t j = g + w * bs + t;
@@ -280,7 +313,7 @@ static void local_block(const sprig_bsa_args *a, const geometry *s, int64_t b, i
     float *dst = p->kt + t * kp;
     const float *src = p->kt_head + t * s->kw;
     for (int64_t j = 0; j < g; j++) dst[j] = src[j];
-    for (int64_t w = 0; w < a->width; w++) {
+    for (int64_t w = 0; w < width; w++) {
       memcpy(dst + g + w * bs, src + g + (int64_t)row[w] * bs, (size_t)bs * 4);
     }
     for (int64_t j = keys; j < kp; j++) dst[j] = 0.0f;
@@ -332,23 +365,25 @@ static void local_block(const sprig_bsa_args *a, const geometry *s, int64_t b, i
     }
   }
 
-  /* Bias, padding, softmax. */
+  /* Bias, partial blocks' masks, padding, softmax. */
   if (a->table) {
     for (int64_t j = 0; j < keys; j++) {
       const int32_t pos = p->key_pos[j];
-      p->key_lin[j] = lin_of(a, b, pos >= g ? pos : g);
+      p->key_lin[j] = code_of(a, b, pos >= g ? pos : g);
     }
-    for (int64_t i = 0; i < rows; i++) p->query_lin[i] = lin_of(a, b, g + first + i);
+    for (int64_t i = 0; i < rows; i++) p->query_lin[i] = code_of(a, b, g + first + i);
   }
-  const float to_cls = a->table ? p->bias_h[s->pairs + 1] : 0.0f;
+  const float to_cls = a->table ? p->bias_h[a->token_to_cls] : 0.0f;
+  const int32_t *entry_mask = a->mask_count > 0 ? a->entry_mask + first_entry : NULL;
   for (int64_t i = 0; i < rows; i++) {
     float *si = p->s + i * kp;
     if (a->table) {
-      const float *base = p->bias_h + p->query_lin[i] + s->off;
+      const float *base = p->bias_h + p->query_lin[i] + a->offset;
       for (int64_t j = 0; j < g; j++) si[j] += to_cls;
       /* Padded keys read a valid entry here and are overwritten below. */
       for (int64_t j = g; j < keys; j++) si[j] += base[-p->key_lin[j]];
     }
+    if (entry_mask != NULL) mask_partial(a, entry_mask, width, i, si);
     /* A padded key is a zero vector: logit 0 (+ the token->CLS bias), or left out. */
     for (int64_t x = 0; x < pads; x++) si[p->pad_keys[x]] = a->masked ? -INFINITY : to_cls;
     for (int64_t j = keys; j < kp; j++) si[j] = -INFINITY;
@@ -389,6 +424,21 @@ static void local_block(const sprig_bsa_args *a, const geometry *s, int64_t b, i
   }
   for (int64_t i = 0; i < rows; i++) {
     memcpy(a->context + (b * n + g + first + i) * c + h * d, p->o + i * dp, (size_t)d * 4);
+  }
+}
+
+/* Query block m of (b, h). Its slots G + width·bs are rounded up to kp, whole vector pairs.
+ * A row as wide as the widest one takes the precomputed s->kp, a separate instantiation of
+ * the body: measured ~1% faster in WebAssembly (V8) than one body computing kp per row. */
+static void local_block(const sprig_bsa_args *a, const geometry *s, int64_t b, int64_t h,
+                        int64_t m, const scratch_parts *p) {
+  const int64_t hl = a->layout_heads == 1 ? 0 : h;
+  const int64_t first_entry = a->row_start[hl * a->blocks + m];
+  const int64_t width = a->row_start[hl * a->blocks + m + 1] - first_entry;
+  if (width == a->max_width) {
+    local_block_kp(a, s, b, h, m, p, first_entry, width, s->kp);
+  } else {
+    local_block_kp(a, s, b, h, m, p, first_entry, width, round_up(a->g + width * a->bs, 2 * VL));
   }
 }
 

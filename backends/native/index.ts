@@ -12,7 +12,8 @@ import { NATIVE_DIR } from "./paths.js";
  * decomposition is the bottleneck. Today one: block-sparse attention, which onnxruntime
  * can only run as many small batched products (measured at ~55% of its dense attention's
  * FLOP rate on SViTT's blocks); the C kernel gathers each block into cache-friendly tiles
- * and runs the products, bias and softmax in one pass.
+ * and runs the products, bias, partial blocks' masks and softmax in one pass, over rows of
+ * any length (the node's attention plan, src/ir/attention-plan.ts).
  *
  * The addon is built at install time (build.ts); when it is missing, callers fall back to
  * their portable lowering.
@@ -21,12 +22,15 @@ import { NATIVE_DIR } from "./paths.js";
 interface Addon {
   blockSparseAttention(
     dims: Int32Array,
-    layout: Int32Array,
+    rowStart: Int32Array,
+    keyBlock: Int32Array,
+    entryMask: Int32Array,
+    masks: Uint32Array,
     q: Float32Array,
     k: Float32Array,
     v: Float32Array,
     table: Float32Array | null,
-    tokenIdx: Int32Array | null,
+    codes: Int32Array | null,
     context: Float32Array,
     probs: Float32Array,
     threads: number,
@@ -80,12 +84,15 @@ export function nativeBlockSparseAttention(
   try {
     addon.blockSparseAttention(
       dims,
-      call.layout,
+      call.rowStart,
+      call.keyBlock,
+      call.entryMask,
+      call.masks,
       call.q,
       call.k,
       call.v,
       bias?.table ?? null,
-      bias?.tokenIdx ?? null,
+      bias?.codes ?? null,
       context,
       probs,
       threads,

@@ -8,12 +8,13 @@ import { biasFields, bsaCall, bsaOutputs, shapeFields } from "./args.js";
  * of Node (the bytes come from the caller), so browser bundles may include it.
  *
  * Memory: the module imports one linear memory; a call lays out, from __heap_base up, the
- * sprig_bsa_args struct, the layout, q, k, v, bias table, token index, both outputs and the
- * kernel's scratch, growing the memory when a call needs more, and copies the outputs out.
+ * sprig_bsa_args struct, the plan's rows (CSR) and token masks, q, k, v, bias table, token
+ * codes, both outputs and the kernel's scratch, growing the memory when a call needs more,
+ * and copies the outputs out.
  */
 
-/** sprig_bsa_args in wasm32: 23 four-byte fields in declaration order (bsa.h). */
-const ARGS_BYTES = 23 * 4;
+/** sprig_bsa_args in wasm32: 29 four-byte fields in declaration order (bsa.h). */
+const ARGS_BYTES = 29 * 4;
 const PAGE = 65536;
 
 interface Exports {
@@ -59,24 +60,30 @@ export class WasmBlockSparseAttention {
       return at;
     };
     const args = take(ARGS_BYTES);
-    const layout = take(call.layout.byteLength);
+    const rowStart = take(call.rowStart.byteLength);
+    const keyBlock = take(call.keyBlock.byteLength);
+    const entryMask = take(call.entryMask.byteLength);
+    const masks = take(call.masks.byteLength);
     const q = take(call.q.byteLength);
     const k = take(call.k.byteLength);
     const v = take(call.v.byteLength);
     const table = bias === null ? 0 : take(bias.table.byteLength);
-    const tokenIdx = bias === null ? 0 : take(bias.tokenIdx.byteLength);
+    const codes = bias === null ? 0 : take(bias.codes.byteLength);
     const context = take(call.contextSize * 4);
     const probs = take(call.probsSize * 4);
     this.reserve(top);
     const fields = [
       ...shapeFields(call),
-      layout,
+      rowStart,
+      keyBlock,
+      entryMask,
+      masks,
       q,
       k,
       v,
       table,
       ...biasFields(call),
-      tokenIdx,
+      codes,
       context,
       probs,
     ];
@@ -84,13 +91,16 @@ export class WasmBlockSparseAttention {
     const scratch = take(this.exports.scratch_bytes(args));
     this.reserve(top);
     const buffer = this.memory.buffer;
-    new Int32Array(buffer, layout, call.layout.length).set(call.layout);
+    new Int32Array(buffer, rowStart, call.rowStart.length).set(call.rowStart);
+    new Int32Array(buffer, keyBlock, call.keyBlock.length).set(call.keyBlock);
+    new Int32Array(buffer, entryMask, call.entryMask.length).set(call.entryMask);
+    new Uint32Array(buffer, masks, call.masks.length).set(call.masks);
     new Float32Array(buffer, q, call.q.length).set(call.q);
     new Float32Array(buffer, k, call.k.length).set(call.k);
     new Float32Array(buffer, v, call.v.length).set(call.v);
     if (bias !== null) {
       new Float32Array(buffer, table, bias.table.length).set(bias.table);
-      new Int32Array(buffer, tokenIdx, bias.tokenIdx.length).set(bias.tokenIdx);
+      new Int32Array(buffer, codes, bias.codes.length).set(bias.codes);
     }
     this.exports.run(args, scratch);
     const out = this.memory.buffer;

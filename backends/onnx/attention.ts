@@ -1,7 +1,13 @@
-import { layoutBlock } from "../../src/ir/pattern.js";
+import {
+  type AttentionPlan,
+  attentionPlanOf,
+  type BlockGroup,
+  concatenatedOrder,
+  SLOT_EXCLUDED,
+} from "../../src/ir/attention-plan.js";
 import type { Emitter } from "./emit.js";
 import type { LowerContext, Lowering } from "./lower.js";
-import { biasInputs, denseRelPosBias, sparseRelPosBias } from "./relpos.js";
+import { biasInputs, clsRowBias, denseRelPosBias, sparseRelPosBias } from "./relpos.js";
 
 /**
  * Attention lowerings.
@@ -126,7 +132,11 @@ export const lowerAttention: Lowering<"attention"> = (node, ctx) => {
   const v = splitHeads(e, ctx.input(2), batch, nk, heads, d);
   let logits = e.mul(e.matmul(q, kt), e.float(1 / Math.sqrt(d)));
   if (bias !== null) logits = e.add(logits, bias.full);
-  if (mask) logits = e.add(logits, e.reshape(ctx.input(3), [batch, 1, 1, nk]));
+  if (mask) {
+    // [B, Nk] per key or [B, Nq, Nk] per pair, broadcast over heads (and queries).
+    const perPair = ctx.inputType(3).shape.length === 3;
+    logits = e.add(logits, e.reshape(ctx.input(3), [batch, 1, perPair ? nq : 1, nk]));
+  }
   const p = e.softmax(logits);
   const context = mergeHeads(e, e.matmul(p, v), batch, nq, c);
   const probsOut = probs === "all" ? p : e.slice(p, [0], [numCls], [2]);
@@ -135,188 +145,187 @@ export const lowerAttention: Lowering<"attention"> = (node, ctx) => {
 
 // ---- block-sparse attention -----------------------------------------------------------------
 
-/** Static geometry of one block-sparse node. */
-export interface SparseGeometry {
+/**
+ * One block group of a node's attention plan (src/ir/attention-plan.ts) as the lowering
+ * needs it: Mb query blocks batched as one problem of K key slots each.
+ */
+export interface SparseGroup {
   readonly batch: number;
   readonly n: number;
-  readonly c: number;
   readonly heads: number;
-  readonly d: number;
   readonly g: number;
-  readonly local: number;
   readonly bs: number;
-  readonly blocks: number;
-  readonly keys: number;
-  /** Local tokens after padding, M·bs, and the padded sequence length G + M·bs. */
-  readonly lp: number;
+  readonly local: number;
+  /** The padded sequence length G + M·bs. */
   readonly np: number;
   /** 1 for a layout shared by the heads, else H. */
   readonly layoutHeads: number;
-  /** Sequence positions of the keys of each local query block, [Hl, M, K]. */
-  readonly keyPos: Int32Array;
-  /** Whether each of those keys is padding (position ≥ G + L). */
-  readonly isPad: Uint8Array;
-  readonly anyPad: boolean;
+  readonly group: BlockGroup;
+  /** Whether the group is every query block in order (the whole layer at once). */
+  readonly whole: boolean;
+  /** Whether some key slot or (query, key) pair is left out of the softmax (-∞). */
+  readonly excludes: boolean;
+}
+
+/** The plan's groups, each with what the lowering reads. */
+function sparseGroups(plan: AttentionPlan): SparseGroup[] {
+  return plan.groups.map((group) => ({
+    batch: plan.batch,
+    n: plan.tokens,
+    heads: plan.heads,
+    g: plan.globalTokens,
+    bs: plan.blockSize,
+    local: plan.localTokens,
+    np: plan.paddedTokens,
+    layoutHeads: plan.layoutHeads,
+    group,
+    whole: plan.singleGroup,
+    excludes: group.anyExcluded || group.rowExcluded !== null,
+  }));
 }
 
 /**
- * keyPos[hl, m] = [0 .. G-1, G + kb_0·bs .. G + kb_0·bs + bs-1, ..., kb_{W-1} ...] with
- * kb_j = layout row m of head hl: the global keys, then the blocks of the row in order.
+ * -∞ where query row r of a group's block does not read key slot s, 0 elsewhere, as
+ * [Hl, Mb, bs, K] when the group has partial blocks, else [Hl, Mb, 1, K] (a slot-level mask).
  */
-function sparseGeometry(
-  node: Parameters<Lowering<"blockSparseAttention">>[0],
-  ctx: LowerContext,
-): SparseGeometry {
-  const { heads, pattern } = node.attrs;
-  const [batch, n, c] = ctx.inputType(0).shape as [number, number, number];
-  const g = pattern.globalTokens;
-  const bs = pattern.blockSize;
-  const { layout } = pattern;
-  const local = n - g;
-  const blocks = layout.queryBlocks;
-  const width = layout.blocksPerRow;
-  const keys = g + width * bs;
-  const layoutHeads = layout.heads === 1 ? 1 : heads;
-  const keyPos = new Int32Array(layoutHeads * blocks * keys);
-  const isPad = new Uint8Array(keyPos.length);
-  for (let h = 0; h < layoutHeads; h++) {
-    for (let m = 0; m < blocks; m++) {
-      const row = (h * blocks + m) * keys;
-      for (let s = 0; s < g; s++) keyPos[row + s] = s;
-      for (let j = 0; j < width; j++) {
-        const kb = layoutBlock(layout, h, m, j);
-        for (let t = 0; t < bs; t++) {
-          const pos = kb * bs + t;
-          keyPos[row + g + j * bs + t] = g + pos;
-          isPad[row + g + j * bs + t] = pos >= local ? 1 : 0;
-        }
-      }
-    }
+function exclusionMask(s: SparseGroup): { data: Float32Array; rows: number } {
+  const { group, bs, layoutHeads: hl } = s;
+  const { keys } = group;
+  const count = group.blocks.length;
+  if (group.rowExcluded !== null) {
+    const data = new Float32Array(group.rowExcluded.length);
+    group.rowExcluded.forEach((x, i) => {
+      if (x === 1) data[i] = Number.NEGATIVE_INFINITY;
+    });
+    return { data, rows: bs };
   }
-  return {
-    batch,
-    n,
-    c,
-    heads,
-    d: c / heads,
-    g,
-    local,
-    bs,
-    blocks,
-    keys,
-    lp: blocks * bs,
-    np: g + blocks * bs,
-    layoutHeads,
-    keyPos,
-    isPad,
-    anyPad: isPad.some((p) => p === 1),
-  };
+  const data = new Float32Array(hl * count * keys);
+  group.slotKind.forEach((kind, i) => {
+    if (kind === SLOT_EXCLUDED) data[i] = Number.NEGATIVE_INFINITY;
+  });
+  return { data, rows: 1 };
 }
 
 /**
- * blockSparseAttention, with Lp = M·bs local tokens after padding, Np = G + Lp and
- * K = G + W·bs keys per local query.
+ * blockSparseAttention, lowered from the node's attention plan. With Lp = M·bs local tokens
+ * after padding and Np = G + Lp:
  *
  * Global rows: dense over the N real keys (`leadingRows`, or head-split MatMuls in the
  * portable form); their probabilities are the node's second output [B, H, G, N].
  *
- * Local rows, all blocks at once: the keys of query block m are the constant positions
- * keyPos[m] (the global tokens, then the layout row's blocks), read from k and v
- * zero-padded to Np tokens by one Gather per layer. Padded keys are those zero vectors:
- * in mode "reference" their logit is 0 + bias(token → CLS) as in the authors' code; in
- * mode "masked" they get -∞. Rows of padded queries are computed and sliced off.
- * - contrib: queries [B·M, bs, C]; keys and values gathered straight into
- *   [B·M, H, K, d] (row keyPos·H + h of k viewed as [B, Np·H, d]); bias [B·M, H, bs, K];
- *   one MultiHeadAttention over the B·M blocks gives the context [B·M, bs, C].
- * - portable: heads split to [B, H, Np, d]; keys gathered to [B, H, M, K, d]; two batched
- *   MatMuls over (B, H, M): [bs, d]·[d, K] → softmax → [bs, K]·[K, d].
+ * Local rows, one plan group at a time (a fixed layout is one group of all M blocks): the
+ * Mb query blocks of a group read K = G + W·bs key slots each at the constant positions
+ * keyPos (the global tokens, then the rows' blocks; shorter rows filled with excluded
+ * slots), from k and v zero-padded to Np tokens by one Gather per group. Padded keys are
+ * those zero vectors: in mode "reference" their logit is 0 + bias(token → CLS) as in the
+ * authors' code; excluded slots (masked padding, fill) and the pairs partial blocks' masks
+ * clear get -∞. Rows of padded queries are computed and sliced off.
+ * - contrib: queries [B·Mb, bs, C]; keys and values gathered straight into
+ *   [B·Mb, H, K, d] (row keyPos·H + h of k viewed as [B, Np·H, d]); bias [B·Mb, H, bs, K];
+ *   one MultiHeadAttention per group gives the context [B·Mb, bs, C].
+ * - portable: heads split to [B, H, Np, d]; keys gathered to [B, H, Mb, K, d]; two batched
+ *   MatMuls over (B, H, Mb): [bs, d]·[d, K] → softmax → [bs, K]·[K, d].
+ * Several groups' contexts are joined along the block axis and put back in block order by
+ * one Gather.
  */
 export const lowerBlockSparseAttention: Lowering<"blockSparseAttention"> = (node, ctx) => {
-  const s = sparseGeometry(node, ctx);
-  const { padding, relPosBias } = node.attrs;
-  const maskPadding = padding === "masked" && s.anyPad;
+  const plan = attentionPlanOf(node);
+  const { relPosBias } = node.attrs;
   const contrib = ctx.options.contribOps;
-  const bias =
-    relPosBias === null
-      ? null
-      : sparseRelPosBias(ctx, biasInputs(ctx, relPosBias, s.heads, 3), s, maskPadding, contrib);
+  const groups = sparseGroups(plan);
+  const src = relPosBias === null ? null : biasInputs(ctx, relPosBias, plan.heads, 3);
+  const globalBias = src === null ? null : clsRowBias(ctx, src, plan.tokens);
+  const localBias = (s: SparseGroup): string | null =>
+    src === null ? null : sparseRelPosBias(ctx, src, s, contrib);
   return contrib
-    ? sparseContrib(ctx, s, maskPadding, bias?.global ?? null, bias?.local ?? null)
-    : sparsePortable(ctx, s, maskPadding, bias?.global ?? null, bias?.local ?? null);
+    ? sparseContrib(ctx, plan, groups, globalBias, localBias)
+    : sparsePortable(ctx, plan, groups, globalBias, localBias);
 };
 
 function sparseContrib(
   ctx: LowerContext,
-  s: SparseGeometry,
-  maskPadding: boolean,
+  plan: AttentionPlan,
+  groups: readonly SparseGroup[],
   globalBias: string | null,
-  relBias: string | null,
+  localBias: (s: SparseGroup) => string | null,
 ): string[] {
   const { e } = ctx;
-  const { batch, n, c, heads, d, g, bs, blocks, keys, lp, np, local } = s;
+  const { batch, tokens: n, hidden: c, heads, headDim: d, globalTokens: g, blockSize: bs } = plan;
+  const { queryBlocks: blocks, paddedLocal: lp, paddedTokens: np, localTokens: local } = plan;
   const padded = lp - local;
   const [q, k, v] = [ctx.input(0), ctx.input(1), ctx.input(2)];
   const global = leadingRows(e, { q, k, v }, { b: batch, n, c, heads, rows: g }, globalBias, true);
 
-  const qLocal = e.reshape(e.padEnd(e.slice(q, [g], [n], [1]), 3, 1, padded), [
-    batch * blocks,
-    bs,
-    c,
-  ]);
-  // Row keyPos·H + h of [B, Np·H, d] is head h of token keyPos: gathered as [B, M, H, K, d].
-  const rows = new Int32Array(blocks * heads * keys);
-  for (let m = 0; m < blocks; m++) {
-    for (let h = 0; h < heads; h++) {
-      const hl = s.layoutHeads === 1 ? 0 : h;
-      for (let j = 0; j < keys; j++) {
-        rows[(m * heads + h) * keys + j] = s.keyPos[(hl * blocks + m) * keys + j]! * heads + h;
+  const qPadded = e.padEnd(e.slice(q, [g], [n], [1]), 3, 1, padded);
+  const kRows = e.reshape(e.padEnd(k, 3, 1, padded), [batch, np * heads, d]);
+  const vRows = e.reshape(e.padEnd(v, 3, 1, padded), [batch, np * heads, d]);
+  const contexts = groups.map((s) => {
+    const { group } = s;
+    const count = group.blocks.length;
+    const { keys } = group;
+    const qLocal = s.whole
+      ? e.reshape(qPadded, [batch * blocks, bs, c])
+      : e.reshape(
+          e.gather(e.reshape(qPadded, [batch, blocks, bs, c]), e.w.i32(group.blocks, [count]), 1),
+          [batch * count, bs, c],
+        );
+    // Row keyPos·H + h of [B, Np·H, d] is head h of token keyPos: gathered as [B, Mb, H, K, d].
+    const rows = new Int32Array(count * heads * keys);
+    for (let i = 0; i < count; i++) {
+      for (let h = 0; h < heads; h++) {
+        const hl = s.layoutHeads === 1 ? 0 : h;
+        for (let j = 0; j < keys; j++) {
+          rows[(i * heads + h) * keys + j] = group.keyPos[(hl * count + i) * keys + j]! * heads + h;
+        }
       }
     }
-  }
-  const rowIdx = e.w.i32(rows, [blocks, heads, keys]);
-  const gatherBlocks = (x: string): string =>
-    e.reshape(e.gather(e.reshape(e.padEnd(x, 3, 1, padded), [batch, np * heads, d]), rowIdx, 1), [
-      batch * blocks,
-      heads,
-      keys,
-      d,
-    ]);
-  let bias: string | null = null;
-  if (relBias !== null) {
-    bias = relBias; // [B·M, H, bs, K]
-  } else if (maskPadding) {
-    // -∞ on padded keys, as a constant [B·M, Hl, bs, K].
-    const hl = s.layoutHeads;
-    const mask = new Float32Array(batch * blocks * hl * bs * keys);
-    for (let b = 0; b < batch; b++) {
-      for (let m = 0; m < blocks; m++) {
-        for (let h = 0; h < hl; h++) {
-          for (let j = 0; j < keys; j++) {
-            if (s.isPad[(h * blocks + m) * keys + j] !== 1) continue;
+    const rowIdx = e.w.i32(rows, [count, heads, keys]);
+    const gatherBlocks = (x: string): string =>
+      e.reshape(e.gather(x, rowIdx, 1), [batch * count, heads, keys, d]);
+    let bias = localBias(s); // [B·Mb, H, bs, K]
+    if (bias === null && s.excludes) {
+      // -∞ at excluded slots (and cleared pairs), as a constant [B·Mb, Hl, bs, K].
+      const hl = s.layoutHeads;
+      const { data, rows: maskRows } = exclusionMask(s);
+      const mask = new Float32Array(batch * count * hl * bs * keys);
+      for (let b = 0; b < batch; b++) {
+        for (let i = 0; i < count; i++) {
+          for (let h = 0; h < hl; h++) {
             for (let r = 0; r < bs; r++) {
-              mask[(((b * blocks + m) * hl + h) * bs + r) * keys + j] = Number.NEGATIVE_INFINITY;
+              const from = ((h * count + i) * maskRows + (maskRows === 1 ? 0 : r)) * keys;
+              const to = (((b * count + i) * hl + h) * bs + r) * keys;
+              mask.set(data.subarray(from, from + keys), to);
             }
           }
         }
       }
+      bias = e.w.f32(mask, [batch * count, hl, bs, keys]);
     }
-    bias = e.w.f32(mask, [batch * blocks, hl, bs, keys]);
+    const attended = mha(e, qLocal, gatherBlocks(kRows), gatherBlocks(vRows), bias, heads, d);
+    return e.reshape(attended, [batch, count, bs, c]);
+  });
+  let localContext: string;
+  if (groups.length === 1 && groups[0]!.whole) {
+    localContext = e.reshape(contexts[0]!, [batch, lp, c]);
+  } else {
+    const joined = e.concat(contexts, 1);
+    const ordered = e.gather(joined, e.w.i32(concatenatedOrder(plan), [blocks]), 1);
+    localContext = e.reshape(ordered, [batch, lp, c]);
   }
-  const attended = mha(e, qLocal, gatherBlocks(k), gatherBlocks(v), bias, heads, d);
-  let localContext = e.reshape(attended, [batch, lp, c]);
   if (padded > 0) localContext = e.slice(localContext, [0], [local], [1]);
   return [e.concat([global.context!, localContext], 1), global.probs];
 }
 
 function sparsePortable(
   ctx: LowerContext,
-  s: SparseGeometry,
-  maskPadding: boolean,
+  plan: AttentionPlan,
+  groups: readonly SparseGroup[],
   globalBias: string | null,
-  relBias: string | null,
+  localBias: (s: SparseGroup) => string | null,
 ): string[] {
   const { e } = ctx;
-  const { batch, n, c, heads, d, g, bs, blocks, keys, lp, np, local } = s;
+  const { batch, tokens: n, hidden: c, heads, headDim: d, globalTokens: g, blockSize: bs } = plan;
+  const { queryBlocks: blocks, paddedLocal: lp, paddedTokens: np, localTokens: local } = plan;
   const padded = lp - local;
   const q = splitHeads(e, ctx.input(0), batch, n, heads, d);
   const k = splitHeads(e, ctx.input(1), batch, n, heads, d);
@@ -327,36 +336,48 @@ function sparsePortable(
   const globalProbs = e.softmax(globalScores);
   const globalContext = e.matmul(globalProbs, v);
 
-  const qLocal = e.reshape(e.slice(e.padEnd(q, 4, 2, padded), [g], [np], [2]), [
+  const qBlocks = e.reshape(e.slice(e.padEnd(q, 4, 2, padded), [g], [np], [2]), [
     batch,
     heads,
     blocks,
     bs,
     d,
   ]);
-  const gatherRows = (x: string): string => {
-    const full = e.padEnd(x, 4, 2, padded);
-    if (s.layoutHeads === 1) return e.gather(full, e.w.i32(s.keyPos, [blocks, keys]), 2);
-    // Per-head rows: offset h·Np into the heads-flattened [B, H·Np, d].
-    const offsets = s.keyPos.map((pos, i) => pos + Math.floor(i / (blocks * keys)) * np);
-    return e.gather(
-      e.reshape(full, [batch, heads * np, d]),
-      e.w.i32(offsets, [heads, blocks, keys]),
-      1,
-    );
-  };
-  let localScores = scores(e, qLocal, gatherRows(k), 5, d);
-  if (relBias !== null) {
-    localScores = e.add(localScores, relBias); // [Bi, H, M, bs, K]
-  } else if (maskPadding) {
-    const mask = new Float32Array(s.keyPos.length);
-    s.isPad.forEach((p, i) => {
-      if (p === 1) mask[i] = Number.NEGATIVE_INFINITY;
-    });
-    localScores = e.add(localScores, e.w.f32(mask, [1, s.layoutHeads, blocks, 1, keys]));
+  const kFull = e.padEnd(k, 4, 2, padded);
+  const vFull = e.padEnd(v, 4, 2, padded);
+  const contexts = groups.map((s) => {
+    const { group } = s;
+    const count = group.blocks.length;
+    const { keys } = group;
+    const qLocal = s.whole ? qBlocks : e.gather(qBlocks, e.w.i32(group.blocks, [count]), 2);
+    const gatherRows = (full: string): string => {
+      if (s.layoutHeads === 1) return e.gather(full, e.w.i32(group.keyPos, [count, keys]), 2);
+      // Per-head rows: offset h·Np into the heads-flattened [B, H·Np, d].
+      const offsets = group.keyPos.map((pos, i) => pos + Math.floor(i / (count * keys)) * np);
+      return e.gather(
+        e.reshape(full, [batch, heads * np, d]),
+        e.w.i32(offsets, [heads, count, keys]),
+        1,
+      );
+    };
+    let localScores = scores(e, qLocal, gatherRows(kFull), 5, d);
+    const bias = localBias(s);
+    if (bias !== null) {
+      localScores = e.add(localScores, bias); // [Bi, H, Mb, bs, K]
+    } else if (s.excludes) {
+      const { data, rows } = exclusionMask(s);
+      localScores = e.add(localScores, e.w.f32(data, [1, s.layoutHeads, count, rows, keys]));
+    }
+    const localProbs = e.softmax(localScores);
+    return e.matmul(localProbs, gatherRows(vFull)); // [B, H, Mb, bs, d]
+  });
+  let joined: string;
+  if (groups.length === 1 && groups[0]!.whole) {
+    joined = contexts[0]!;
+  } else {
+    joined = e.gather(e.concat(contexts, 2), e.w.i32(concatenatedOrder(plan), [blocks]), 2);
   }
-  const localProbs = e.softmax(localScores);
-  let localContext = e.reshape(e.matmul(localProbs, gatherRows(v)), [batch, heads, lp, d]);
+  let localContext = e.reshape(joined, [batch, heads, lp, d]);
   if (padded > 0) localContext = e.slice(localContext, [0], [local], [2]);
   return [mergeHeads(e, e.concat([globalContext, localContext], 2), batch, n, c), globalProbs];
 }

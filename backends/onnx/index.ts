@@ -242,6 +242,11 @@ async function compile(
     );
   }
   if (!model.arena) parts.push("no memory arena (large tensors)");
+  if (graph.nodes.some((n) => n.op === "quantizedLinear")) {
+    parts.push(
+      `int8 linears on onnxruntime's integer kernels (${build.portable ? "MatMulInteger" : "DynamicQuantizeMatMul"})`,
+    );
+  }
   return {
     backend: "onnx",
     graph,

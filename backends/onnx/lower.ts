@@ -12,6 +12,7 @@ import { type HostTensor, numElements, type TensorType } from "../../src/ir/tens
 import { lowerAttention, lowerBlockSparseAttention } from "./attention.js";
 import { Emitter } from "./emit.js";
 import { elemOf, OnnxGraphWriter } from "./proto.js";
+import { lowerQuantizedLinear, lowerWeightScales } from "./quantized.js";
 import { FOLD_MODEL_BYTES } from "./relpos.js";
 import {
   lowerAdditiveMask,
@@ -40,6 +41,8 @@ export interface LowerOptions {
 
 export interface LowerContext {
   readonly node: AnyNode;
+  /** The graph being lowered (lowerings that fuse a node with its siblings read it). */
+  readonly graph: Graph;
   readonly options: LowerOptions;
   readonly e: Emitter;
   /** The ONNX value of input `i`. */
@@ -278,6 +281,8 @@ export const LOWERINGS: { readonly [K in OpKind]: Lowering<K> } = {
   similarity: lowerSimilarity,
   selectBatch: lowerSelectBatch,
   slice: lowerSlice,
+  weightScales: lowerWeightScales,
+  quantizedLinear: lowerQuantizedLinear,
   tokenScores,
   topK,
   gather,
@@ -350,6 +355,7 @@ export function lowerGraph(
     };
     const ctx: LowerContext = {
       node,
+      graph,
       options,
       e: new Emitter(w, `%${node.id}`),
       input: (i) => {

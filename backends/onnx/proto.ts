@@ -18,11 +18,16 @@ export const IR_VERSION = 8;
 /** Element types used in the lowered graphs. */
 export type ElemType = "float" | "int32" | "int64" | "bool";
 
-const ELEM: Readonly<Record<ElemType, number>> = {
+/** Element types of initializers: also int8 / uint8 (quantised linear weights, quantized.ts). */
+export type InitializerElem = ElemType | "int8" | "uint8";
+
+const ELEM: Readonly<Record<InitializerElem, number>> = {
   float: onnx.TensorProto.DataType.FLOAT,
   int32: onnx.TensorProto.DataType.INT32,
   int64: onnx.TensorProto.DataType.INT64,
   bool: onnx.TensorProto.DataType.BOOL,
+  int8: onnx.TensorProto.DataType.INT8,
+  uint8: onnx.TensorProto.DataType.UINT8,
 };
 
 /** The ONNX element type of a sprig dtype: i32 stays int32 (converted only where ONNX needs int64). */
@@ -44,8 +49,10 @@ const LITTLE_ENDIAN = endianness() === "LE";
 /** Initializer bytes allowed in one serialized model (protobuf messages stop at 2 GiB). */
 export const MAX_MODEL_BYTES = 2 ** 31 - 2 ** 26;
 
-function bytesOf(data: Float32Array | Int32Array | BigInt64Array | Uint8Array): Uint8Array {
-  if (!LITTLE_ENDIAN && !(data instanceof Uint8Array)) {
+function bytesOf(
+  data: Float32Array | Int32Array | BigInt64Array | Uint8Array | Int8Array,
+): Uint8Array {
+  if (!LITTLE_ENDIAN && data.BYTES_PER_ELEMENT > 1) {
     // ONNX raw_data is little-endian; swap on big-endian hosts.
     const out = new Uint8Array(data.byteLength);
     const view = new DataView(out.buffer);
@@ -76,7 +83,11 @@ function attribute(name: string, value: Attrs[string]): Proto.IAttributeProto {
   return { name, type: T.INTS, ints: [...value] };
 }
 
-function valueInfo(name: string, elem: ElemType, shape: readonly number[]): Proto.IValueInfoProto {
+function valueInfo(
+  name: string,
+  elem: InitializerElem,
+  shape: readonly number[],
+): Proto.IValueInfoProto {
   return {
     name,
     type: {
@@ -145,9 +156,9 @@ export class OnnxGraphWriter {
    */
   initializer(
     base: string,
-    elem: ElemType,
+    elem: InitializerElem,
     shape: readonly number[],
-    data: Float32Array | Int32Array | BigInt64Array | Uint8Array,
+    data: Float32Array | Int32Array | BigInt64Array | Uint8Array | Int8Array,
     options: { readonly overridable?: boolean } = {},
   ): string {
     const name = this.fresh(base);

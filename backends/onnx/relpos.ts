@@ -1,7 +1,8 @@
+import { SLOT_EXCLUDED, SLOT_READ } from "../../src/ir/attention-plan.js";
 import type { RelPosBiasAttrs } from "../../src/ir/ops/index.js";
-import { relPosIndex, relPosPairs, type RelPosWindow } from "../../src/ir/relpos.js";
+import { relPosIndex, relPosLinear, type RelPosWindow } from "../../src/ir/relpos.js";
 import type { HostTensor } from "../../src/ir/tensor.js";
-import type { SparseGeometry } from "./attention.js";
+import type { SparseGroup } from "./attention.js";
 import type { Emitter } from "./emit.js";
 import type { LowerContext } from "./lower.js";
 
@@ -24,13 +25,10 @@ import type { LowerContext } from "./lower.js";
  * - token index known only at run time (layers after a token drop): the index is computed
  *   in the graph from position codes (below), the lookup per forward pass.
  *
- * Position codes. With a (T, Hw, Ww) window, local token i = t·Hw·Ww + h·Ww + w has the code
- * u(i) = t·A + h·B + w, A = (2Hw-1)(2Ww-1), B = 2Ww-1, and the table row of two local
- * tokens is linear in the codes:
- *   ((Δt + T-1)·(2Hw-1) + Δh + Hw-1)·(2Ww-1) + Δw + Ww-1 = u(a) - u(c) + K0,
- *   K0 = (T-1)·A + (Hw-1)·B + Ww-1,
- * so an index tensor is one broadcast Sub of code vectors plus K0; entries involving the
- * CLS token (P + 2, P, P + 1) are put in with Where.
+ * Position codes: the linear form of the index (relPosLinear, src/ir/relpos.ts), the table
+ * row of two local tokens being code(a) - code(c) + offset, so an index tensor is one
+ * broadcast Sub of code vectors plus the offset; entries involving the CLS token (P + 2, P,
+ * P + 1) are put in with Where.
  *
  * The lookup. ORT's Gather costs a 64-bit division per index (~3-5 ns), so gathering
  * single floats (H per index) is slow; measured on 17·56·225 indices, H = 12:
@@ -79,18 +77,6 @@ export function biasInputs(
   };
 }
 
-interface Geometry {
-  readonly pairs: number;
-  readonly k0: number;
-}
-
-function geometry(window: RelPosWindow): Geometry {
-  const [t, h, w] = window;
-  const a = (2 * h - 1) * (2 * w - 1);
-  const b = 2 * w - 1;
-  return { pairs: relPosPairs(window), k0: (t - 1) * a + (h - 1) * b + (w - 1) };
-}
-
 // ---- build-time indices -------------------------------------------------------------------
 
 /** Position ids [0, tokenIdx[b] + 1 ...] of batch row b, checked against the window. */
@@ -125,34 +111,34 @@ function denseIndexHost(ctx: LowerContext, src: BiasInputs, n: number): Int32Arr
 }
 
 /**
- * Sparse local index, [Bi, M, bs, K] for a shared layout or [H, Bi, M, bs, K] per head:
- * the row of query (block m, row r) and key slot s. Padded keys read token → CLS (P + 1),
- * or the -∞ row P + 3 when masked; padded queries read as local token 0.
+ * Sparse local index of one block group, [Bi, Mb, bs, K] for a shared layout or
+ * [H, Bi, Mb, bs, K] per head: the row of query (block, row r) and key slot s. Zero-padded
+ * keys read token → CLS (P + 1), excluded slots and cleared pairs the -∞ row P + 3; padded
+ * queries read as local token 0.
  */
-function sparseIndexHost(
-  ctx: LowerContext,
-  src: BiasInputs,
-  s: SparseGeometry,
-  maskPadding: boolean,
-): Int32Array {
-  const { pairs } = geometry(src.window);
-  const { blocks, bs, keys, g, local, layoutHeads: hl } = s;
+function sparseIndexHost(ctx: LowerContext, src: BiasInputs, s: SparseGroup): Int32Array {
+  const lin = relPosLinear(src.window);
+  const { bs, g, local, layoutHeads: hl, group } = s;
+  const { keys, keyPos, slotKind, rowExcluded } = group;
+  const count = group.blocks.length;
   const idsByBatch = Array.from({ length: src.idxBatch }, (_, b) => positionIds(ctx, src, b));
-  const out = new Int32Array(hl * src.idxBatch * blocks * bs * keys);
+  const out = new Int32Array(hl * src.idxBatch * count * bs * keys);
   let o = 0;
   for (let h = 0; h < hl; h++) {
     for (let b = 0; b < src.idxBatch; b++) {
       const ids = idsByBatch[b]!;
-      for (let m = 0; m < blocks; m++) {
-        const row = (h * blocks + m) * keys;
+      for (let i = 0; i < count; i++) {
+        const row = (h * count + i) * keys;
         for (let r = 0; r < bs; r++) {
-          const lq = m * bs + r;
+          const lq = group.blocks[i]! * bs + r;
           const idq = lq < local ? ids[g + lq]! : 1;
           for (let j = 0; j < keys; j++) {
-            const pos = s.keyPos[row + j]!;
+            const kind = slotKind[row + j]!;
+            const cleared = rowExcluded?.[((h * count + i) * bs + r) * keys + j] === 1;
             if (j < g) out[o++] = relPosIndex(src.window, idq, 0);
-            else if (s.isPad[row + j] === 1) out[o++] = maskPadding ? pairs + 3 : pairs + 1;
-            else out[o++] = relPosIndex(src.window, idq, ids[pos]!);
+            else if (kind === SLOT_EXCLUDED || cleared) out[o++] = lin.clsToCls + 1;
+            else if (kind !== SLOT_READ) out[o++] = lin.tokenToCls;
+            else out[o++] = relPosIndex(src.window, idq, ids[keyPos[row + j]!]!);
           }
         }
       }
@@ -162,36 +148,40 @@ function sparseIndexHost(
 }
 
 /** The CLS query row's index [N]: P + 2 for the CLS key, P for the others. */
-function clsRowIndex(pairs: number, n: number): Int32Array {
-  return Int32Array.from({ length: n }, (_, j) => (j === 0 ? pairs + 2 : pairs));
+function clsRowIndex(window: RelPosWindow, n: number): Int32Array {
+  const lin = relPosLinear(window);
+  return Int32Array.from({ length: n }, (_, j) => (j === 0 ? lin.clsToCls : lin.clsToToken));
 }
 
 // ---- in-graph indices ---------------------------------------------------------------------
 
-/** Codes u(i) (int32 [Bi, L]) of the token index, shared by every node reading it. */
+/** Codes (int32 [Bi, L]) of the token index (relPosLinear), shared by every node reading it. */
 function codes(ctx: LowerContext, src: BiasInputs): string {
   const { e } = ctx;
   return ctx.memo(`relpos-codes:${src.tokenIdxKey}:${src.window.join("x")}`, () => {
     const [, h, w] = src.window;
+    const lin = relPosLinear(src.window);
     const tokenIdx = src.tokenIdx();
     const frame = e.div(tokenIdx, e.int(h * w));
     const inFrame = e.mod(tokenIdx, e.int(h * w));
     const row = e.div(inFrame, e.int(w));
     const col = e.mod(inFrame, e.int(w));
-    const a = (2 * h - 1) * (2 * w - 1);
-    return e.add(e.add(e.mul(frame, e.int(a)), e.mul(row, e.int(2 * w - 1))), col);
+    return e.add(
+      e.add(e.mul(frame, e.int(lin.frameStride)), e.mul(row, e.int(lin.rowStride))),
+      col,
+    );
   });
 }
 
 /** Dense index [Bi, 1, N, N] from the run-time token index. */
 function denseIndexGraph(ctx: LowerContext, src: BiasInputs, n: number): string {
   const { e } = ctx;
-  const { pairs, k0 } = geometry(src.window);
+  const lin = relPosLinear(src.window);
   const bi = src.idxBatch;
   const all = e.concat([e.w.i32(new Int32Array(bi), [bi, 1]), codes(ctx, src)], 1);
   const local = e.add(
     e.sub(e.reshape(all, [bi, 1, n, 1]), e.reshape(all, [bi, 1, 1, n])),
-    e.int(k0),
+    e.int(lin.offset),
   );
   const clsColumn = e.w.bool(
     Array.from({ length: n }, (_, j) => j === 0),
@@ -201,41 +191,58 @@ function denseIndexGraph(ctx: LowerContext, src: BiasInputs, n: number): string 
     Array.from({ length: n }, (_, i) => i === 0),
     [1, 1, n, 1],
   );
-  const clsRow = e.w.i32(clsRowIndex(pairs, n), [1, 1, 1, n]);
-  return e.where(clsRowMask, clsRow, e.where(clsColumn, e.int(pairs + 1), local));
+  const clsRow = e.w.i32(clsRowIndex(src.window, n), [1, 1, 1, n]);
+  return e.where(clsRowMask, clsRow, e.where(clsColumn, e.int(lin.tokenToCls), local));
 }
 
-/** Sparse local index ([Bi, M, bs, K] or per head [H, Bi, M, bs, K]) from the run-time index. */
-function sparseIndexGraph(
-  ctx: LowerContext,
-  src: BiasInputs,
-  s: SparseGeometry,
-  maskPadding: boolean,
-): string {
+/**
+ * Sparse local index of one block group ([Bi, Mb, bs, K] or per head [H, Bi, Mb, bs, K])
+ * from the run-time index; special slots as in sparseIndexHost, per slot or, for a group
+ * with partial blocks, per (query row, slot).
+ */
+function sparseIndexGraph(ctx: LowerContext, src: BiasInputs, s: SparseGroup): string {
   const { e } = ctx;
-  const { pairs, k0 } = geometry(src.window);
+  const lin = relPosLinear(src.window);
+  const { group } = s;
+  const count = group.blocks.length;
+  const { keys } = group;
   const bi = src.idxBatch;
   const hl = s.layoutHeads;
-  const zeros = (count: number): string => e.w.i32(new Int32Array(bi * count), [bi, count]);
+  const zeros = (n: number): string => e.w.i32(new Int32Array(bi * n), [bi, n]);
   const parts = [zeros(s.g), codes(ctx, src)];
   if (s.np > s.n) parts.push(zeros(s.np - s.n));
   // Codes of the padded sequence; padded positions read code 0 (see sparseIndexHost).
   const all = e.concat(parts, 1);
   const lead = hl === 1 ? [] : [1];
-  const queryCodes = e.reshape(e.slice(all, [s.g], [s.np], [1]), [...lead, bi, s.blocks, s.bs, 1]);
-  let keyCodes = e.gather(all, e.w.i32(s.keyPos, [hl * s.blocks * s.keys]), 1);
+  let queryCodes: string;
+  if (s.whole) {
+    queryCodes = e.slice(all, [s.g], [s.np], [1]);
+  } else {
+    const positions = new Int32Array(count * s.bs);
+    group.blocks.forEach((m, i) => {
+      for (let r = 0; r < s.bs; r++) positions[i * s.bs + r] = s.g + m * s.bs + r;
+    });
+    queryCodes = e.gather(all, e.w.i32(positions, [count * s.bs]), 1);
+  }
+  queryCodes = e.reshape(queryCodes, [...lead, bi, count, s.bs, 1]);
+  let keyCodes = e.gather(all, e.w.i32(group.keyPos, [hl * count * keys]), 1);
   if (hl > 1 && bi > 1) {
-    keyCodes = e.transpose(e.reshape(keyCodes, [bi, hl, s.blocks * s.keys]), [1, 0, 2]);
+    keyCodes = e.transpose(e.reshape(keyCodes, [bi, hl, count * keys]), [1, 0, 2]);
   }
-  keyCodes = e.reshape(keyCodes, [...(hl === 1 ? [] : [hl]), bi, s.blocks, 1, s.keys]);
-  const localIdx = e.add(e.sub(queryCodes, keyCodes), e.int(k0));
+  keyCodes = e.reshape(keyCodes, [...(hl === 1 ? [] : [hl]), bi, count, 1, keys]);
+  const localIdx = e.add(e.sub(queryCodes, keyCodes), e.int(lin.offset));
+  const rows = group.rowExcluded === null ? 1 : s.bs;
   const special: boolean[] = [];
-  const specialIdx = new Int32Array(s.keyPos.length);
-  for (let i = 0; i < s.keyPos.length; i++) {
-    special.push(i % s.keys < s.g || s.isPad[i] === 1);
-    specialIdx[i] = s.isPad[i] === 1 && maskPadding ? pairs + 3 : pairs + 1;
+  const specialIdx = new Int32Array(hl * count * rows * keys);
+  for (let i = 0; i < specialIdx.length; i++) {
+    const j = i % keys;
+    const slot = Math.floor(i / (rows * keys)) * keys + j;
+    const kind = group.slotKind[slot]!;
+    const excluded = kind === SLOT_EXCLUDED || group.rowExcluded?.[i] === 1;
+    special.push(j < s.g || kind !== SLOT_READ || excluded);
+    specialIdx[i] = excluded ? lin.clsToCls + 1 : lin.tokenToCls;
   }
-  const maskShape = [...(hl === 1 ? [] : [hl]), 1, s.blocks, 1, s.keys];
+  const maskShape = [...(hl === 1 ? [] : [hl]), 1, count, rows, keys];
   return e.where(e.w.bool(special, maskShape), e.w.i32(specialIdx, maskShape), localIdx);
 }
 
@@ -342,10 +349,9 @@ function biasFrom(
 }
 
 /** The CLS query row's bias [1, H, 1, N] (one CLS token). */
-function clsRowBias(ctx: LowerContext, src: BiasInputs, n: number): string {
+export function clsRowBias(ctx: LowerContext, src: BiasInputs, n: number): string {
   const { e } = ctx;
-  const { pairs } = geometry(src.window);
-  const idx = clsRowIndex(pairs, n);
+  const idx = clsRowIndex(src.window, n);
   if (src.tableValue !== null) {
     const bias = lookupHost(src.tableValue, idx, src.heads, 1, n, false);
     return e.w.initializer(`${e.base}/relpos_cls_bias`, "float", [1, src.heads, 1, n], bias);
@@ -379,33 +385,34 @@ export function denseRelPosBias(
 }
 
 /**
- * Block-sparse attention's bias: the CLS row [1, H, 1, N] and the local rows, as
- * [B·M, H, bs, K] (`blockRows`: MultiHeadAttention's attention_bias over the B·M blocks,
- * a batch-1 token index repeated over the batch) or [Bi, H, M, bs, K].
+ * Block-sparse attention's local bias for one block group, as [B·Mb, H, bs, K]
+ * (`blockRows`: MultiHeadAttention's attention_bias over the B·Mb blocks, a batch-1 token
+ * index repeated over the batch) or [Bi, H, Mb, bs, K]; -∞ at excluded slots and cleared
+ * pairs (the table's extra row P + 3).
  */
 export function sparseRelPosBias(
   ctx: LowerContext,
   src: BiasInputs,
-  s: SparseGeometry,
-  maskPadding: boolean,
+  s: SparseGroup,
   blockRows: boolean,
-): { local: string; global: string } {
+): string {
   const bi = src.idxBatch;
-  const [p, q] = blockRows ? [bi * s.blocks, s.bs * s.keys] : [bi, s.blocks * s.bs * s.keys];
+  const count = s.group.blocks.length;
+  const { keys } = s.group;
+  const [p, q] = blockRows ? [bi * count, s.bs * keys] : [bi, count * s.bs * keys];
   const repeat = blockRows ? s.batch / bi : 1;
   const shape = blockRows
-    ? [s.batch * s.blocks, s.heads, s.bs, s.keys]
-    : [bi, s.heads, s.blocks, s.bs, s.keys];
-  const local = biasFrom(
+    ? [s.batch * count, s.heads, s.bs, keys]
+    : [bi, s.heads, count, s.bs, keys];
+  return biasFrom(
     ctx,
     src,
     {
-      host: () => sparseIndexHost(ctx, src, s, maskPadding),
-      graph: () => sparseIndexGraph(ctx, src, s, maskPadding),
+      host: () => sparseIndexHost(ctx, src, s),
+      graph: () => sparseIndexGraph(ctx, src, s),
       memoKey: null,
     },
-    { p, q, perHead: s.layoutHeads > 1, maskRow: maskPadding, repeat },
+    { p, q, perHead: s.layoutHeads > 1, maskRow: s.excludes, repeat },
     shape,
   );
-  return { local, global: clsRowBias(ctx, src, s.n) };
 }

@@ -5,6 +5,7 @@ import type { HostTensor } from "../../src/ir/tensor.js";
 import { attention, blockSparseAttention } from "./kernels/attention.js";
 import { add, gelu, layerNorm, linear, mul, reshape } from "./kernels/dense.js";
 import { meanTokens, patchEmbed, prependTokens } from "./kernels/embedding.js";
+import { quantizedLinear, weightScales } from "./kernels/quantized.js";
 import {
   additiveMask,
   embedding,
@@ -58,6 +59,8 @@ export const KERNELS: { readonly [K in OpKind]: Kernel<K> } = {
   similarity,
   selectBatch,
   slice,
+  weightScales,
+  quantizedLinear,
   tokenScores,
   topK,
   gather,

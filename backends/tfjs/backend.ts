@@ -114,7 +114,7 @@ export function tfjsBackend(kind: TfjsKind, options: TfjsBackendOptions = {}): B
       return {
         backend: name,
         graph,
-        detail: `${detail}; ${usesKernel ? "block-sparse attention: sprig's WebAssembly SIMD kernel; other attention" : "attention"}: ${strategy === "host" ? "2-D matMuls per (batch, head, block) on host-assembled operands" : "batched matMuls"}`,
+        detail: `${detail}; ${usesKernel ? "block-sparse attention: sprig's WebAssembly SIMD kernel; other attention" : "attention"}: ${strategy === "host" ? "2-D matMuls per (batch, head, block) on host-assembled operands" : "batched matMuls"}${graph.nodes.some((n) => n.op === "quantizedLinear") ? "; int8 linears emulated (integer codes in float32 matMuls)" : ""}`,
         run: async (inputs) => {
           checkInputs(graph, inputs);
           return exclusive(async () => {

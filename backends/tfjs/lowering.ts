@@ -23,6 +23,7 @@ import {
   similarity,
   slice,
 } from "./ops/text.js";
+import { quantizedLinear, weightScales } from "./ops/quantized.js";
 import { gather, tokenScores, topK } from "./ops/tokens.js";
 import type { LowerContext, Lowering, Step } from "./types.js";
 
@@ -51,6 +52,8 @@ export const LOWERINGS: { readonly [K in OpKind]: Lowering<K> } = {
   similarity,
   selectBatch,
   slice,
+  weightScales,
+  quantizedLinear,
   tokenScores,
   topK,
   gather,

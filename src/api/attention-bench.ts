@@ -1,8 +1,8 @@
 import type { Backend } from "../../backends/backend.js";
 import type { KernelChoice } from "../../backends/registry.js";
-import { sparsifyAttention } from "../../passes/sparsify-attention.js";
+import { type PatternSource, sparsifyAttention } from "../../passes/sparsify-attention.js";
 import { analyzeCost } from "../cost.js";
-import { SprigError } from "../ir/errors.js";
+import { ConfigError, SprigError } from "../ir/errors.js";
 import type { Graph } from "../ir/graph.js";
 import type { HostTensor } from "../ir/tensor.js";
 import { type AttentionOnlyOptions, buildAttentionOnly, spreadTokenIndex } from "../models/beit.js";
@@ -10,11 +10,14 @@ import { BEIT_BASE, type BeitConfig, tokenWindow } from "../models/config.js";
 import { initWeights, syntheticClip } from "../models/init.js";
 import { SVITT_BLOCK_SIZE } from "../models/presets.js";
 import { runPasses } from "../pass-manager.js";
+import { window3dLabel, window3dLayout } from "../patterns/window3d.js";
 import { median, pickBackend } from "./run.js";
 
 /**
- * One layer's attention at SViTT sizes, block-sparse (local 1 + random 3, block 56, seed 0)
- * against dense, on one backend, timed back to back in one process.
+ * One layer's attention at SViTT sizes, block-sparse against dense, on one backend, timed
+ * back to back in one process. The block-sparse side is SViTT's pattern (local 1 + random 3,
+ * block 56, seed 0) or another one (BenchPattern): a 3-D neighbourhood window
+ * (src/patterns/window3d.ts), whose rows are ragged and whose blocks are mostly partial.
  *
  * Both variants take the token index as a run-time input by default, so each computes its
  * relative position bias on every run, as every layer after the first token drop does
@@ -23,6 +26,8 @@ import { median, pickBackend } from "./run.js";
  */
 export interface AttentionBenchResult {
   readonly backend: string;
+  /** The block-sparse side's pattern, e.g. "svitt" or "window3d 3x7x7, block 56". */
+  readonly pattern: string;
   readonly frames: number;
   readonly tokens: number;
   readonly sparseMs: number;
@@ -42,26 +47,84 @@ export interface AttentionGraphs {
   readonly tokens: number;
 }
 
-/** The dense attention node for `frames` and its SViTT-sparsified version. */
+/** The block-sparse pattern a bench times against dense attention. */
+export type BenchPattern =
+  | { readonly kind: "svitt" }
+  | {
+      readonly kind: "window3d";
+      readonly kernel: readonly [number, number, number];
+      readonly blockSize: number;
+    };
+
+export const SVITT_BENCH_PATTERN: BenchPattern = { kind: "svitt" };
+
+/**
+ * A bench pattern from its command-line form: "svitt", or "window3d:KTxKHxKW" with an
+ * optional ",block=BS" (default: SViTT's block size 56), e.g. "window3d:3x7x7,block=49".
+ */
+export function parseBenchPattern(text: string): BenchPattern {
+  if (text === "svitt") return SVITT_BENCH_PATTERN;
+  const match = /^window3d(?::(\d+)x(\d+)x(\d+))?(?:,block=(\d+))?$/.exec(text);
+  if (match === null) {
+    throw new ConfigError(
+      "pattern",
+      `unknown pattern "${text}"; known: svitt, window3d:KTxKHxKW[,block=BS] (e.g. window3d:3x7x7)`,
+    );
+  }
+  const kernel = (
+    match[1] === undefined ? [3, 7, 7] : [match[1], match[2], match[3]].map(Number)
+  ) as [number, number, number];
+  const blockSize = match[4] === undefined ? SVITT_BLOCK_SIZE : Number(match[4]);
+  if (!(blockSize >= 1))
+    throw new ConfigError("pattern", `block size must be >= 1, got ${blockSize}`);
+  return { kind: "window3d", kernel, blockSize };
+}
+
+/** "svitt" or "window3d 3x7x7, block 56". */
+export function benchPatternLabel(pattern: BenchPattern): string {
+  return pattern.kind === "svitt"
+    ? "svitt"
+    : `${window3dLabel({ kernel: pattern.kernel })}, block ${pattern.blockSize}`;
+}
+
+/** The sparsify-attention pattern source of a bench pattern for `frames` of `model`. */
+function patternSource(pattern: BenchPattern, frames: number, model: BeitConfig): PatternSource {
+  if (pattern.kind === "svitt") {
+    return {
+      kind: "svitt",
+      blockSize: SVITT_BLOCK_SIZE,
+      local: 1,
+      random: 3,
+      seed: 0,
+      perHead: false,
+    };
+  }
+  const grid = tokenWindow(model, frames);
+  const spec = { grid, kernel: pattern.kernel };
+  return {
+    kind: "custom",
+    blockSize: pattern.blockSize,
+    label: window3dLabel(spec),
+    layout: (site) =>
+      window3dLayout(spec, pattern.blockSize, site.localTokens, `pattern ${window3dLabel(spec)}`),
+  };
+}
+
+/** The dense attention node for `frames` and its block-sparse version (SViTT's by default). */
 export function attentionGraphs(
   frames: number,
   options: AttentionOnlyOptions = {},
   model: BeitConfig = BEIT_BASE,
+  pattern: BenchPattern = SVITT_BENCH_PATTERN,
 ): AttentionGraphs {
   const dense = buildAttentionOnly(model, frames, options);
   const sparse = runPasses(
     dense,
     [
       sparsifyAttention({
-        pattern: {
-          kind: "svitt",
-          blockSize: SVITT_BLOCK_SIZE,
-          local: 1,
-          random: 3,
-          seed: 0,
-          perHead: false,
-        },
-        padding: "reference",
+        pattern: patternSource(pattern, frames, model),
+        // SViTT's runs as the authors' code does; a window's partial blocks need no padding.
+        padding: pattern.kind === "svitt" ? "reference" : "masked",
       }),
     ],
     { debug: 0 },
@@ -133,6 +196,7 @@ export async function benchAttention(options: {
   threads?: number;
   kernels?: KernelChoice;
   tokenIndex?: "constant" | "input";
+  pattern?: BenchPattern;
 }): Promise<AttentionBenchResult> {
   const reps = options.reps ?? 5;
   if (!(Number.isInteger(reps) && reps >= 1))
@@ -141,14 +205,19 @@ export async function benchAttention(options: {
     options.backend,
     options.kernels === undefined ? {} : { kernels: options.kernels },
   );
-  const { dense, sparse, tokens } = attentionGraphs(options.frames, {
-    tokenIndex: options.tokenIndex ?? "input",
-  });
+  const pattern = options.pattern ?? SVITT_BENCH_PATTERN;
+  const { dense, sparse, tokens } = attentionGraphs(
+    options.frames,
+    { tokenIndex: options.tokenIndex ?? "input" },
+    BEIT_BASE,
+    pattern,
+  );
   const inputs = attentionInputs(dense, options.frames);
   const sparseRun = await timeGraphDetailed(backend, sparse, inputs, reps, options.threads);
   const denseRun = await timeGraphDetailed(backend, dense, inputs, reps, options.threads);
   return {
     backend: backend.name,
+    pattern: benchPatternLabel(pattern),
     frames: options.frames,
     tokens,
     sparseMs: sparseRun.ms,

@@ -51,6 +51,10 @@ export function formatAttrs(node: AnyNode): string {
     case "embedding":
     case "selectBatch":
       return "";
+    case "weightScales":
+      return "int8 symmetric per channel";
+    case "quantizedLinear":
+      return "int8 weights, uint8 activations per tensor";
     case "additiveMask":
       return `fill=${node.attrs.fill}`;
     case "l2Normalize":
@@ -81,10 +85,9 @@ export function printGraph(graph: Graph): string {
     const attrs = formatAttrs(node);
     const types = node.outputs.map(formatType).join(", ");
     const where = source === null && node.name ? `  # ${node.name}` : "";
-    const layer = node.layer === null ? "" : `${node.stack === null ? "" : `${node.stack} `}L${node.layer}`;
-    const tags = [layer, node.role ?? ""]
-      .filter(Boolean)
-      .join(" ");
+    const layer =
+      node.layer === null ? "" : `${node.stack === null ? "" : `${node.stack} `}L${node.layer}`;
+    const tags = [layer, node.role ?? ""].filter(Boolean).join(" ");
     lines.push(
       `  %${node.id} = ${node.op}${source !== null ? " " : ""}${args}${attrs ? ` {${attrs}}` : ""} : ${types}${where}${tags ? ` [${tags}]` : ""}`,
     );

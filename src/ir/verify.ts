@@ -1,7 +1,7 @@
 import { GraphInvariantError, ShapeError } from "./errors.js";
 import { type AnyNode, type Graph, nodeLabel } from "./graph.js";
 import { OPS } from "./ops/index.js";
-import { layoutProblems, numBlocks } from "./pattern.js";
+import { layoutProblems, tokenProblems } from "./pattern.js";
 import { formatType, sameShape, type TensorType } from "./tensor.js";
 
 /**
@@ -15,9 +15,14 @@ import { formatType, sameShape, type TensorType } from "./tensor.js";
  *  4. Block layouts are well formed: indices inside [0, M), one shared layout or one per
  *     head, and no block twice in a row unless the node's padding is "reference" (where a
  *     repeated block reproduces the reference's duplicated-block softmax: its keys and
- *     values count twice; see repeatsAllowed in pattern.ts).
- *  5. A block-sparse pattern matches its tokens: block size >= 1 and
- *     M = ceil((N - globalTokens) / blockSize).
+ *     values count twice; see repeatsAllowed in pattern.ts). A ragged layout's rowStart
+ *     holds heads·M + 1 non-decreasing offsets from 0 to its entries, its widest row is
+ *     blocksPerRow, and its partial blocks name token masks that exist (entryMask and masks
+ *     together, masks a whole number of bs x bs bitsets).
+ *  5. A block-sparse pattern matches its tokens: block size >= 1,
+ *     M = ceil((N - globalTokens) / blockSize), and every partial block's token mask sets
+ *     at least one pair and none at a padded position (past the N - globalTokens local
+ *     tokens).
  *  6. Every node's output types are exactly what its op's shape rule infers from its
  *     input types and attributes.
  *  7. Graph outputs have unique names and name existing tensors.
@@ -28,8 +33,8 @@ export const RULES: Readonly<Record<number, string>> = {
   1: "node ids are positions and inputs name earlier nodes' outputs",
   2: "input count within the op's arity",
   3: "input names and weight keys are unique",
-  4: 'block layouts are well formed (a block repeats in a row only under padding "reference")',
-  5: "block-sparse patterns match the token count",
+  4: 'block layouts are well formed: rows, entries and token masks (a block repeats in a row only under padding "reference")',
+  5: "block-sparse patterns match the token count, and token masks set only real token pairs",
   6: "output types follow the op's shape rule",
   7: "graph outputs are unique and exist",
   8: "role-tagged nodes have their role's type",
@@ -87,21 +92,11 @@ export function verifyGraph(graph: Graph): Graph {
     // Rules 4 and 5
     if (node.op === "blockSparseAttention") {
       const { pattern, heads, padding } = node.attrs;
-      const problems = layoutProblems(pattern.layout, heads, padding);
+      const problems = layoutProblems(pattern.layout, heads, padding, pattern.blockSize);
       if (problems.length > 0) fail(4, node, problems.join("; "), graph);
       const tokens = inputTypes[0]?.shape[1] ?? 0;
-      if (!(Number.isInteger(pattern.blockSize) && pattern.blockSize >= 1)) {
-        fail(5, node, `attention pattern block size ${pattern.blockSize} must be >= 1`, graph);
-      }
-      const expected = numBlocks(tokens - pattern.globalTokens, pattern.blockSize);
-      if (pattern.layout.queryBlocks !== expected) {
-        fail(
-          5,
-          node,
-          `layout has ${pattern.layout.queryBlocks} query blocks; ${tokens - pattern.globalTokens} local tokens in blocks of ${pattern.blockSize} need ${expected}`,
-          graph,
-        );
-      }
+      const mismatch = tokenProblems(pattern, tokens - pattern.globalTokens);
+      if (mismatch.length > 0) fail(5, node, mismatch.join("; "), graph);
     }
     // Rule 6
     let inferred: TensorType[];

@@ -173,21 +173,23 @@ function checkClipSize(spec: VisionModelSpec): void {
   }
 }
 
-/** Checks a whole vision spec, including sparsity settings against the layer count. */
 /**
- * fp32 and int8 run here; fp16 and bf16 do not, measured (bench/precision.bench.ts):
- * onnxruntime's CPU provider has no bf16 MatMul and runs fp16 MatMul no faster than fp32 on
- * this x86 CPU (it widens to fp32), and tfjs and gpu.js compute in float32.
+ * fp32 and int8 run here; fp16 and bf16 do not, measured (bench/precision.bench.ts and
+ * backends/onnx/quantized.ts): onnxruntime's CPU provider has no bf16 MatMul, and its fp16
+ * MatMul gains at most 1.2x over fp32 on the project's x86 CPU (no fp16 arithmetic there:
+ * it widens to fp32; int8 gains 3.7x on the same product); tfjs and gpu.js compute in
+ * float32.
  */
 function checkPrecision(precision: Precision): void {
   if (precision === "fp16" || precision === "bf16") {
     throw new ConfigError(
       "precision",
-      `${precision} runs natively on no backend here (onnxruntime CPU: no faster than fp32 or no kernel; tfjs and gpujs: float32 only); it would need onnxruntime's CUDA or DirectML providers or WebGPU shader-f16; use fp32 or int8 (onnx)`,
+      `${precision} is not real on any backend here (onnxruntime CPU: no bf16 MatMul, fp16 MatMul at most 1.2x fp32 without fp16 arithmetic; tfjs and gpujs: float32 only); it would pay on onnxruntime's CUDA or DirectML providers or WebGPU shader-f16; use fp32, or int8 (native on onnx)`,
     );
   }
 }
 
+/** Checks a whole vision spec, including sparsity settings against the layer count. */
 export function checkVisionSpec(spec: VisionModelSpec): VisionModelSpec {
   parseConfig(visionSpecSchema, spec);
   const model = checkBeitConfig(spec.model);

@@ -236,8 +236,10 @@ export function denseLayout(localTokens: number, blockSize: number): BlockLayout
 }
 
 /**
- * A layout from explicit rows [heads][M][W] (or [M][W] for shared), validated for the
- * padding mode it will run under: only "reference" admits a row that repeats a block.
+ * A layout from explicit rows [heads][M][...] (or [M][...] for shared), validated for the
+ * padding mode it will run under: only "reference" admits a row that repeats a block. Rows
+ * of one length give a fixed layout; rows of different lengths (an empty one included) a
+ * ragged one, every block full (token-level masks come from predicates: predicate.ts).
  */
 export function customLayout(
   rows: readonly (readonly number[])[] | readonly (readonly (readonly number[])[])[],
@@ -247,26 +249,21 @@ export function customLayout(
   const perHead = Array.isArray(rows[0]?.[0]);
   const headRows = (perHead ? rows : [rows]) as readonly (readonly (readonly number[])[])[];
   const blocks = headRows[0]?.length ?? 0;
-  const width = headRows[0]?.[0]?.length ?? 0;
-  const data = new Int32Array(headRows.length * blocks * width);
   headRows.forEach((hr, h) => {
     if (hr.length !== blocks)
       throw new ConfigError("layout", `head ${h} has ${hr.length} rows, expected ${blocks}`);
-    hr.forEach((row, m) => {
-      if (row.length !== width)
-        throw new ConfigError(
-          "layout",
-          `head ${h} row ${m} has ${row.length} blocks, expected ${width}`,
-        );
-      data.set(row, (h * blocks + m) * width);
-    });
   });
-  const layout: BlockLayout = {
-    heads: headRows.length,
-    queryBlocks: blocks,
-    blocksPerRow: width,
-    blocks: data,
-  };
+  const all = headRows.flat();
+  const width = Math.max(0, ...all.map((row) => row.length));
+  const data = Int32Array.from(all.flat());
+  const uniform = width >= 1 && all.every((row) => row.length === width);
+  const rowStart = new Int32Array(all.length + 1);
+  all.forEach((row, i) => {
+    rowStart[i + 1] = rowStart[i]! + row.length;
+  });
+  const layout: BlockLayout = uniform
+    ? { heads: headRows.length, queryBlocks: blocks, blocksPerRow: width, blocks: data }
+    : { heads: headRows.length, queryBlocks: blocks, blocksPerRow: width, blocks: data, rowStart };
   const problems = layoutProblems(layout, heads, padding);
   if (problems.length > 0) throw new ConfigError("layout", problems.join("; "));
   return layout;

@@ -239,10 +239,12 @@ describe.concurrent("sprig report", () => {
     const out = lines(run.stdout);
     expect(out[0]).toBe("SViTT BEiT-base vision encoder, 8 frames");
     expect(out.find((l) => l.startsWith("total: "))).toMatch(
-      /^total: 86\.26 GMAC \(linear [\d.]+, attention 4\.08, /,
+      // 86.26 GMAC as the authors compute it (design/platform-facts.md) less the 6.52 that
+      // sink-token-selection saves (test/models/cost.test.ts derives it)
+      /^total: 79\.74 GMAC \(linear [\d.]+, attention 4\.08, /,
     );
     expect(out.find((l) => l.startsWith("dense: "))).toMatch(
-      /^dense: 179\.56 GMAC \(attention 45\.38\); sparse\/dense = 0\.480$/,
+      /^dense: 179\.56 GMAC \(attention 45\.38\); sparse\/dense = 0\.444$/,
     );
     // per-layer table: 12 layers, tokens 1569 -> 942 after layer 3 (ceil(0.6 * 1568) = 941 + CLS)
     const layer3 = out.find((l) => /^\s+3\s/.test(l));
@@ -255,7 +257,8 @@ describe.concurrent("sprig report", () => {
     const report = JSON.parse(run.stdout);
     expect(report.frames).toBe(4);
     expect(report.variant).toBe("svitt");
-    expect(Math.abs(report.totals.macs / 1e9 - 48.67) / 48.67).toBeLessThan(0.005);
+    // 48.67 GMAC as the authors compute it, less what sink-token-selection saves
+    expect(Math.abs(report.totals.macs / 1e9 - 45.94) / 45.94).toBeLessThan(0.005);
     expect(Math.abs(report.dense_totals.macs / 1e9 - 78.49) / 78.49).toBeLessThan(0.005);
     expect(report.layers).toHaveLength(12);
     expect(report.sparsity.tokens.keepRate).toBe(0.7);

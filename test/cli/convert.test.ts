@@ -159,9 +159,7 @@ describe("checkpoints across clip lengths", () => {
     expect(run.code, run.stderr).toBe(0);
     const weights = JSON.parse(run.stdout).weights;
     // the checkpoint's config says 2 frames: window (2,4,4) -> (4,4,4) in each of 3 layers
-    const tables = weights.adapted.filter(
-      (a: { how: string }) => a.how === "temporal-nearest",
-    );
+    const tables = weights.adapted.filter((a: { how: string }) => a.how === "temporal-nearest");
     expect(tables).toHaveLength(3);
     expect(tables[0].from).toEqual([150, 4]);
     expect(tables[0].to).toEqual([7 * 7 * 7 + 3, 4]);

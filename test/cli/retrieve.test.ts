@@ -74,7 +74,7 @@ describe("sprig retrieve", () => {
     for (const key of ["videoMsPerClip", "textMsPerCaption", "itmMsPerPair", "totalMs"]) {
       expect(result.timings_ms[key]).toBeGreaterThan(0);
     }
-    expect(result.macs.video).toBeGreaterThan(8e10);
+    expect(result.macs.video).toBeGreaterThan(7e10);
   }, 300_000);
 
   it("ranks real videos against a captions file from a PyTorch checkpoint on onnx, with recall", async () => {

@@ -46,6 +46,22 @@ export function flagTable(): string {
   return lines.join("\n");
 }
 
+/**
+ * A markdown table with its layout taken out (cell padding and the length of the separator
+ * dashes), so that the README, which the formatter aligns, compares with the generated one.
+ */
+export function tableCells(table: string): string {
+  return table
+    .split("\n")
+    .map((line) =>
+      line
+        .split(/(?<!\\)\|/)
+        .map((cell) => cell.trim().replace(/^-{3,}$/, "---"))
+        .join("|"),
+    )
+    .join("\n");
+}
+
 /** The README's text between the markers, or null when a marker is missing. */
 export function readmeTable(text: string): string | null {
   const begin = text.indexOf(BEGIN);

@@ -106,6 +106,25 @@ describe("describePattern", () => {
       "block 4, layout 3x2 (mine), per-head(2)",
     );
   });
+
+  it("shows a ragged layout's row lengths and partial blocks", () => {
+    const ragged = {
+      heads: 1,
+      queryBlocks: 3,
+      blocksPerRow: 2,
+      blocks: Int32Array.from([0, 1, 2]),
+      rowStart: Int32Array.from([0, 2, 2, 3]),
+      entryMask: Int32Array.from([0, -1, 0]),
+      masks: Uint32Array.from([1, 2, 4, 8]),
+    };
+    expect(describePattern(customPattern(4, ragged, 1, "window"))).toBe(
+      "block 4, layout 3x(0..2), 2 partial (window)",
+    );
+    const { entryMask: _, masks: __, ...lengthsOnly } = ragged;
+    expect(describePattern(customPattern(4, lengthsOnly, 1, "rows"))).toBe(
+      "block 4, layout 3x(0..2) (rows)",
+    );
+  });
 });
 
 describe("printDot", () => {

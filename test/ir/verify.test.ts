@@ -194,6 +194,85 @@ describe("rule 4: block layouts are well formed", () => {
   });
 });
 
+describe("rule 4: ragged layouts and partial blocks are well formed", () => {
+  const label = '%3 blockSparseAttention "attn"';
+  /** One 8x8 token mask (one word per row): query row r reads key r. */
+  const diagonal = Uint32Array.from({ length: 8 }, (_, r) => 1 << r);
+  // Rows [0, 1 (partial)], [2], [], [3, 0, 1]: 6 entries, the widest row 3.
+  const ragged: BlockLayout = {
+    heads: 1,
+    queryBlocks: 4,
+    blocksPerRow: 3,
+    blocks: Int32Array.from([0, 1, 2, 3, 0, 1]),
+    rowStart: Int32Array.from([0, 2, 3, 3, 6]),
+    entryMask: Int32Array.from([-1, 0, -1, -1, -1, -1]),
+    masks: diagonal,
+  };
+
+  it("accepts rows of different lengths, an empty row and a partial block", () => {
+    const graph = withLayout(blockSparseGraph(), ragged);
+    expect(verifyGraph(graph)).toBe(graph);
+  });
+
+  it("rejects row offsets of the wrong count, decreasing or not spanning the entries", () => {
+    const cases: [Partial<BlockLayout>, RegExp][] = [
+      [
+        { rowStart: Int32Array.from([0, 2, 3, 6]) },
+        /rowStart has 4 offsets; expected heads\*M \+ 1 = 5/,
+      ],
+      [{ rowStart: Int32Array.from([0, 3, 2, 3, 6]) }, /rowStart decreases at row 1 \(3 to 2\)/],
+      [
+        { rowStart: Int32Array.from([0, 2, 3, 3, 5]) },
+        /rowStart must run from 0 to the 6 entries of blocks, runs from 0 to 5/,
+      ],
+      [
+        { blocksPerRow: 2 },
+        /blocksPerRow is 2 but the widest row of the ragged layout has 3 blocks/,
+      ],
+    ];
+    for (const [patch, detail] of cases) {
+      expectRule(withLayout(blockSparseGraph(), { ...ragged, ...patch }), 4, label, detail);
+    }
+  });
+
+  it("rejects partial blocks without masks, or naming a mask that does not exist", () => {
+    const { masks: _, ...noMasks } = ragged;
+    expectRule(
+      withLayout(blockSparseGraph(), noMasks),
+      4,
+      label,
+      /entryMask and masks must be given together/,
+    );
+    expectRule(
+      withLayout(blockSparseGraph(), {
+        ...ragged,
+        entryMask: Int32Array.from([-1, 1, -1, -1, -1, -1]),
+      }),
+      4,
+      label,
+      /entry 1 names token mask 1, outside \[-1, 1\) \(-1: a full block\)/,
+    );
+    expectRule(
+      withLayout(blockSparseGraph(), { ...ragged, masks: diagonal.subarray(0, 7) }),
+      4,
+      label,
+      /masks has 7 words, not a whole number of 8x8 token masks \(8 words each\)/,
+    );
+  });
+
+  it('rejects a repeated block in a ragged row under padding "masked"', () => {
+    const repeated = { ...ragged, blocks: Int32Array.from([0, 1, 2, 3, 0, 3]) };
+    expectRule(
+      withLayout(blockSparseGraph(), repeated),
+      4,
+      label,
+      /query block 3 reads key block 3 more than once/,
+    );
+    const graph = withPadding(withLayout(blockSparseGraph(), repeated), "reference");
+    expect(verifyGraph(graph)).toBe(graph);
+  });
+});
+
 describe("rule 5: block-sparse patterns match the token count", () => {
   it("rejects a layout whose block count does not fit the tokens", () => {
     // 32 local tokens in blocks of 16 need 2 query blocks; the layout has 4.
@@ -203,6 +282,41 @@ describe("rule 5: block-sparse patterns match the token count", () => {
       5,
       '%3 blockSparseAttention "attn"',
       /4 query blocks; 32 local tokens in blocks of 16 need 2/,
+    );
+  });
+
+  it("rejects a token mask with a bit at a padded position, or none at all", () => {
+    // 32 local tokens in blocks of 12: block 2 holds local tokens 24..31, 8 of its 12 slots.
+    const words = (rows: number[]) => Uint32Array.from(rows);
+    const layout = (mask: Uint32Array): BlockLayout => ({
+      heads: 1,
+      queryBlocks: 3,
+      blocksPerRow: 1,
+      blocks: Int32Array.from([0, 1, 2]),
+      rowStart: Int32Array.from([0, 1, 2, 3]),
+      entryMask: Int32Array.from([-1, -1, 0]),
+      masks: mask,
+    });
+    const real = words([0xff, 0x01, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
+    const good = withLayout(blockSparseGraph(), layout(real), 12);
+    expect(verifyGraph(good)).toBe(good);
+    expectRule(
+      withLayout(blockSparseGraph(), layout(words([0x200, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0])), 12),
+      5,
+      '%3 blockSparseAttention "attn"',
+      /query block 2 key block 2: token mask 0 sets a bit at a padded position \(query row 0, 32 local tokens\)/,
+    );
+    expectRule(
+      withLayout(blockSparseGraph(), layout(words([1, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0])), 12),
+      5,
+      '%3 blockSparseAttention "attn"',
+      /padded position \(query row 9/,
+    );
+    expectRule(
+      withLayout(blockSparseGraph(), layout(new Uint32Array(12)), 12),
+      5,
+      '%3 blockSparseAttention "attn"',
+      /token mask 0 is empty/,
     );
   });
 

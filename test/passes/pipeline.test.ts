@@ -13,13 +13,14 @@ const SPARSE: SparsityConfig = {
 };
 
 describe("vision pipeline", () => {
-  it("orders its passes: reorder, prune, sparsify, dead code, cost", () => {
+  it("orders its passes: reorder, prune, sink the selection, sparsify, dead code, cost", () => {
     const names = visionPipeline({ sparsity: SPARSE, window: [2, 4, 4], globalTokens: 1 }).map(
       (p) => p.name,
     );
     expect(names).toEqual([
       "reorder-tokens",
       "prune-tokens",
+      "sink-token-selection",
       "sparsify-attention",
       "eliminate-dead-code",
       "analyze-cost",
@@ -34,6 +35,7 @@ describe("vision pipeline", () => {
     expect(compiled.timings.map((t) => t.pass)).toEqual([
       "reorder-tokens",
       "prune-tokens",
+      "sink-token-selection",
       "sparsify-attention",
       "eliminate-dead-code",
       "analyze-cost",

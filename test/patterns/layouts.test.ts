@@ -214,4 +214,15 @@ describe("customLayout", () => {
     expect(error.message).toContain("query block 0 reads key block 0 more than once");
     expect(error.message).toContain('not "masked"');
   });
+
+  it("gives a ragged layout for rows of different lengths, an empty one included", () => {
+    const layout = customLayout([[0, 2], [], [2, 1, 0]], 4);
+    expect(layout.blocksPerRow).toBe(3);
+    expect(Array.from(layout.rowStart!)).toEqual([0, 2, 2, 5]);
+    expect(Array.from(layout.blocks)).toEqual([0, 2, 2, 1, 0]);
+    expect(customLayout([[1], [0]], 1).rowStart).toBeUndefined();
+    expect(() => customLayout([[0, 3], [1]], 1)).toThrow(
+      /query block 0 reads key block 3, outside \[0, 2\)/,
+    );
+  });
 });

@@ -1,6 +1,7 @@
 import { BackendError } from "../../../src/ir/errors.js";
 import { type Node, nodeLabel } from "../../../src/ir/graph.js";
 import type { RelPosBiasAttrs } from "../../../src/ir/ops/index.js";
+import { type AttentionPlan, attentionPlanOf } from "../../../src/ir/attention-plan.js";
 import { relPosPairs } from "../../../src/ir/relpos.js";
 import { formatShape, type TensorType } from "../../../src/ir/tensor.js";
 import { type KernelSpec, type Stmt, sumLoop } from "./kernel.js";
@@ -10,7 +11,7 @@ import { at, EXACT_DIVIDEND_LIMIT, floorDiv, flt, int, type View } from "./views
 /**
  * Attention kernels. With H heads over width C, head h owns channels h·d .. h·d + d - 1
  * (d = C / H). For query i and key j of head h:
- *   logit[i, j] = q_i · k_j / √d + bias_h(i, j) + mask[j],
+ *   logit[i, j] = q_i · k_j / √d + bias_h(i, j) + mask[(i,) j],
  *   p[i, j]     = exp(logit[i, j] - lse_i),  lse_i = max_j logit + log Σ_j exp(logit - max),
  *   context_i   = Σ_j p[i, j] v_j.
  * Each step is one kernel over a materialised tensor (logits [B·H][rows][keys], lse
@@ -133,7 +134,7 @@ function denseLogits(
   batch: number,
   rows: number,
   keys: number,
-  mask: boolean,
+  mask: "none" | "key" | "pair",
   rel: RelPos | null,
 ): KernelSpec {
   const { heads, d } = geometry;
@@ -147,15 +148,18 @@ function denseLogits(
     body.push(...positionId("qId", "ty", rel), ...positionId("kId", "tx", rel));
     body.push(...addBias("qId", "kId", rel));
   }
-  if (mask) {
-    body.push(`logit += ${at("mask", "0", "b", "tx")};`);
+  if (mask !== "none") {
+    // mask [B, Nk] is viewed as (1, B, Nk); a per-pair mask [B, Nq, Nk] as itself.
+    body.push(
+      `logit += ${mask === "key" ? at("mask", "0", "b", "tx") : at("mask", "b", "ty", "tx")};`,
+    );
     params.push("mask");
   }
   if (rel !== null) params.push("table", "tokenIdx");
   body.push("return logit;");
   return {
     name,
-    doc: `attention logits [${batch}·${heads}][${rows}][${keys}]: q_i · k_j / √${d}${rel ? " + relative position bias" : ""}${mask ? " + mask_j" : ""}.`,
+    doc: `attention logits [${batch}·${heads}][${rows}][${keys}]: q_i · k_j / √${d}${rel ? " + relative position bias" : ""}${mask === "key" ? " + mask_j" : mask === "pair" ? " + mask_ij" : ""}.`,
     params,
     output: { z: batch * heads, y: rows, x: keys },
     body,
@@ -226,7 +230,16 @@ export function lowerAttention(node: Node<"attention">, inputs: readonly TensorT
   const logitArgs: Operand[] = [input(0), input(1)];
   if (mask) logitArgs.push(input(3));
   if (rel !== null) logitArgs.push(input(mask ? 4 : 3), input(mask ? 5 : 4));
-  const logits = denseLogits(kernelName(node, "Logits"), { heads, d }, batch, nq, nk, mask, rel);
+  const maskKind = !mask ? "none" : inputs[3]!.shape.length === 3 ? "pair" : "key";
+  const logits = denseLogits(
+    kernelName(node, "Logits"),
+    { heads, d },
+    batch,
+    nq,
+    nk,
+    maskKind,
+    rel,
+  );
   const launches: Launch[] = [
     { label: "logits", args: logitArgs, spec: logits },
     { label: "lse", args: [temp(0)], spec: logSumExp(kernelName(node, "Lse"), logits.output) },
@@ -268,15 +281,84 @@ export function lowerAttention(node: Node<"attention">, inputs: readonly TensorT
 }
 
 /**
- * blockSparseAttention over N = G + L tokens, M = ⌈L / bs⌉ query blocks of W key blocks.
+ * How local key slot `j` (a block entry of the query block's row) is found: a fixed layout
+ * reads the compile-time table this.constants.layout[(h·M + m)·W + j]; a ragged one (rows of
+ * different lengths, partial blocks) this.constants.rowStart / keyBlock / entryMask /
+ * maskBits, the plan's rows in CSR form and its token masks as 16-bit words (exact in
+ * float32: a bit is ⌊word / 2^t⌋ mod 2 with 2^t read from this.constants.pow2).
+ */
+interface RowTables {
+  readonly constants: Record<string, readonly number[]>;
+  /** Statements binding `row` (the layout row of head h, block m) and `start`, `len`. */
+  readonly rowOf: Stmt[];
+  /** The key block of entry j of the row. */
+  readonly blockAt: (j: string) => string;
+}
+
+function rowTables(plan: AttentionPlan): RowTables {
+  const { layoutHeads, queryBlocks: blocks, widestRow: width } = plan;
+  if (plan.uniformRows && plan.partialEntries === 0 && width >= 1) {
+    // Layout row of (head, query block m): shared layouts ignore the head.
+    const blockAt = (j: string) =>
+      layoutHeads === 1
+        ? `this.constants.layout[m * ${int(width)} + ${j}]!`
+        : `this.constants.layout[(h * ${int(blocks)} + m) * ${int(width)} + ${j}]!`;
+    return { constants: { layout: Array.from(plan.keyBlock) }, rowOf: [], blockAt };
+  }
+  // gpu.js cannot upload an empty table: a layout of empty rows gets one entry nothing reads.
+  const orOne = (values: ArrayLike<number>, fill: number): number[] =>
+    values.length === 0 ? [fill] : Array.from(values);
+  const constants: Record<string, readonly number[]> = {
+    rowStart: Array.from(plan.rowStart),
+    keyBlock: orOne(plan.keyBlock, 0),
+  };
+  if (plan.partialEntries > 0) {
+    constants.entryMask = Array.from(plan.entryMask);
+    constants.maskBits = maskBits16(plan);
+    constants.pow2 = Array.from({ length: 16 }, (_, k) => 2 ** k);
+  }
+  const row = layoutHeads === 1 ? "m" : `h * ${int(blocks)} + m`;
+  return {
+    constants,
+    rowOf: [
+      `const row = ${row};`,
+      "const start = this.constants.rowStart[row]!;",
+      "const len = this.constants.rowStart[row + 1]! - start;",
+    ],
+    blockAt: (j: string) => `this.constants.keyBlock[start + ${j}]!`,
+  };
+}
+
+/** The plan's token masks as 16-bit words: [count, bs, ⌈bs / 16⌉]. */
+function maskBits16(plan: AttentionPlan): number[] {
+  const bs = plan.blockSize;
+  const words16 = Math.ceil(bs / 16);
+  const count = plan.masks.length / (bs * plan.maskWords);
+  const out = new Array<number>(count * bs * words16).fill(0);
+  for (let mask = 0; mask < count; mask++) {
+    for (let r = 0; r < bs; r++) {
+      for (let t = 0; t < bs; t++) {
+        const word = plan.masks[(mask * bs + r) * plan.maskWords + (t >>> 5)]!;
+        if (((word >>> (t & 31)) & 1) === 1)
+          out[(mask * bs + r) * words16 + (t >>> 4)]! += 2 ** (t & 15);
+      }
+    }
+  }
+  return out;
+}
+
+/**
+ * blockSparseAttention over N = G + L tokens, M = ⌈L / bs⌉ query blocks, lowered from the
+ * node's attention plan (src/ir/attention-plan.ts).
  * - Global rows (i < G) are dense: logits [B·H][G][N], lse, probabilities (output 1).
- * - Local query r (sequence position G + r, block m = ⌊r / bs⌋) has R = G + W·bs key slots:
- *   slot s < G is global key s; slot G + j·bs + t is local position p = kb·bs + t of key
- *   block kb = layout[h, m, j], padding when p ≥ L. The layout is a compile-time table
- *   (this.constants.layout). Padded keys are zero vectors: logit 0 + bias_h(id_i, 0) in
- *   "reference" mode (the authors pad token indices with the CLS index 0), left out of the
- *   softmax in "masked" mode (logit -1e30, so exp gives exactly 0). Rows r ≥ L are padding
- *   and produce 0 logits that nothing reads.
+ * - Local query r (sequence position G + r, block m = ⌊r / bs⌋) has R = G + W·bs key slots
+ *   (W: the widest row): slot s < G is global key s; slot G + j·bs + t is local position
+ *   p = kb·bs + t of the row's j-th key block kb (rowTables), padding when p ≥ L. Padded keys
+ *   are zero vectors: logit 0 + bias_h(id_i, 0) in "reference" mode (the authors pad token
+ *   indices with the CLS index 0), left out of the softmax in "masked" mode (logit -1e30, so
+ *   exp gives exactly 0); so are the slots past a shorter row's end and the pairs a partial
+ *   block's token mask clears. Rows r ≥ L are padding and produce 0 logits that nothing
+ *   reads.
  * - Context: global rows sum over all N keys, local rows over their slots, skipping padding
  *   (zero values), in the reference's slot order.
  */
@@ -284,26 +366,17 @@ export function lowerBlockSparseAttention(
   node: Node<"blockSparseAttention">,
   inputs: readonly TensorType[],
 ): NodePlan {
-  const { heads, pattern, padding, relPosBias } = node.attrs;
-  const [q] = inputs;
-  const [batch, n, c] = q!.shape as [number, number, number];
-  const d = c / heads;
-  const g = pattern.globalTokens;
-  const bs = pattern.blockSize;
-  const { layout } = pattern;
-  const blocks = layout.queryBlocks;
-  const width = layout.blocksPerRow;
-  const local = n - g;
+  const plan = attentionPlanOf(node);
+  const { heads, padding, relPosBias } = node.attrs;
+  const { batch, tokens: n, hidden: c, headDim: d, globalTokens: g, blockSize: bs } = plan;
+  const { queryBlocks: blocks, widestRow: width, localTokens: local } = plan;
   const slots = g + width * bs;
   const rel = relPosOf(node, relPosBias, inputs[4]);
   const relArgs: Operand[] = rel === null ? [] : [input(3), input(4)];
   const geometry = { heads, d };
-  // Layout row of (head, query block m): shared layouts ignore the head.
-  const layoutAt = (j: string) =>
-    layout.heads === 1
-      ? `this.constants.layout[m * ${int(width)} + ${j}]!`
-      : `this.constants.layout[(h * ${int(blocks)} + m) * ${int(width)} + ${j}]!`;
-  const constants = { layout: Array.from(layout.blocks) };
+  const tables = rowTables(plan);
+  const { constants } = tables;
+  const ragged = tables.rowOf.length > 0;
 
   const globalLogits = denseLogits(
     kernelName(node, "GlobalLogits"),
@@ -311,7 +384,7 @@ export function lowerBlockSparseAttention(
     batch,
     g,
     n,
-    false,
+    "none",
     rel,
   );
 
@@ -324,20 +397,49 @@ export function lowerBlockSparseAttention(
             // q · 0 = 0, plus the bias towards position id 0: token→CLS, row P + 1.
             `return ${tableRow(int(relPosPairs(rel.window) + 1))};`,
           ];
+  // A cleared pair of a partial block: bit t of word (mk, row ty - m·bs, ⌊t / 16⌋).
+  const words16 = Math.ceil(bs / 16);
+  const partialCheck: Stmt[] =
+    plan.partialEntries === 0
+      ? []
+      : [
+          "const mk = this.constants.entryMask[start + j]!;",
+          {
+            head: "if (mk >= 0.0)",
+            body: [
+              `const w16 = ${floorDiv("t", 16)};`,
+              `const word = this.constants.maskBits[(mk * ${flt(bs)} + ty - m * ${int(bs)}) * ${int(words16)} + w16]!;`,
+              "const shifted = Math.floor(word / this.constants.pow2[t - w16 * 16]!);",
+              {
+                head: "if (shifted - Math.floor(shifted / 2.0) * 2.0 < 0.5)",
+                body: [`return ${flt(MASKED_LOGIT)};`],
+              },
+            ],
+          },
+        ];
+  const slotOf: Stmt[] = ragged
+    ? [
+        `const j = ${floorDiv(`tx - ${int(g)}`, bs)};`,
+        ...tables.rowOf,
+        { head: "if (j >= len)", body: [`return ${flt(MASKED_LOGIT)};`] },
+        `const t = tx - ${int(g)} - j * ${int(bs)};`,
+        `const p = ${tables.blockAt("j")} * ${flt(bs)} + t;`,
+        { head: `if (p >= ${flt(local)})`, body: padded },
+        ...partialCheck,
+        `kpos = p + ${flt(g)};`,
+      ]
+    : [
+        `const j = ${floorDiv(`tx - ${int(g)}`, bs)};`,
+        `const p = ${tables.blockAt("j")} * ${flt(bs)} + (tx - ${int(g)} - j * ${int(bs)});`,
+        { head: `if (p >= ${flt(local)})`, body: padded },
+        `kpos = p + ${flt(g)};`,
+      ];
   const localBody: Stmt[] = [
     ...splitHeads("tz", heads),
     { head: `if (ty >= ${int(local)})`, body: ["return 0.0;"] },
     `const m = ${floorDiv("ty", bs)};`,
     "let kpos = tx + 0.0;",
-    {
-      head: `if (tx >= ${int(g)})`,
-      body: [
-        `const j = ${floorDiv(`tx - ${int(g)}`, bs)};`,
-        `const p = ${layoutAt("j")} * ${flt(bs)} + (tx - ${int(g)} - j * ${int(bs)});`,
-        { head: `if (p >= ${flt(local)})`, body: padded },
-        `kpos = p + ${flt(g)};`,
-      ],
-    },
+    ...(width === 0 ? [] : [{ head: `if (tx >= ${int(g)})`, body: slotOf }]),
     ...dotProduct(`ty + ${int(g)}`, "kpos", d),
     `let logit = dot * ${flt(1 / Math.sqrt(d))};`,
   ];
@@ -346,9 +448,12 @@ export function lowerBlockSparseAttention(
     localBody.push(...addBias("qId", "kId", rel));
   }
   localBody.push("return logit;");
+  const shape = ragged
+    ? `rows of up to ${width} blocks of ${bs}${plan.partialEntries > 0 ? `, ${plan.partialEntries} partial` : ""}`
+    : `${width} blocks of ${bs}`;
   const localLogits: KernelSpec = {
     name: kernelName(node, "LocalLogits"),
-    doc: `block-sparse logits [${batch}·${heads}][${blocks}·${bs}][${slots}] of local queries over their key slots (${g} global + ${width} blocks of ${bs}); padding "${padding}".`,
+    doc: `block-sparse logits [${batch}·${heads}][${blocks}·${bs}][${slots}] of local queries over their key slots (${g} global + ${shape}); padding "${padding}".`,
     params: rel === null ? ["q", "k"] : ["q", "k", "table", "tokenIdx"],
     output: { z: batch * heads, y: blocks * bs, x: slots },
     constants,
@@ -356,7 +461,8 @@ export function lowerBlockSparseAttention(
   };
 
   // Key block kb covers local positions kb·bs .. kb·bs + bs - 1; only the last block can
-  // reach past L (padding), so full blocks add all bs terms without a check.
+  // reach past L (padding), so full blocks add all bs terms without a check. Excluded slots
+  // and cleared pairs have probability exactly 0 and need no check either.
   const term = (t: string) =>
     `${at("localProbs", "bh", "r", `${int(g)} + j * ${int(bs)} + ${t}`)} * ${at("v", "tz", `kb * ${flt(bs)} + ${t} + ${flt(g)}`, "tx")}`;
   const fullBlock = sumLoop("acc", "t", 0, bs, term);
@@ -370,6 +476,20 @@ export function lowerBlockSparseAttention(
             orElse: sumLoop("acc", "t", 0, local - (blocks - 1) * bs, term),
           },
         ];
+  const entryLoop: Stmt = ragged
+    ? {
+        head: `for (let j = 0; j < ${int(width)}; j++)`,
+        body: [
+          {
+            head: "if (j < len)",
+            body: [`const kb = ${tables.blockAt("j")};`, ...blockTerms],
+          },
+        ],
+      }
+    : {
+        head: `for (let j = 0; j < ${int(width)}; j++)`,
+        body: [`const kb = ${tables.blockAt("j")};`, ...blockTerms],
+      };
   const context: KernelSpec = {
     name: kernelName(node, "Context"),
     doc: `block-sparse context ${formatShape([batch, n, c])}: global rows over all ${n} keys, local rows over their ${slots} slots (padding skipped).`,
@@ -399,14 +519,11 @@ export function lowerBlockSparseAttention(
         head: `for (let s = 0; s < ${int(g)}; s++)`,
         body: [`acc += ${at("localProbs", "bh", "r", "s")} * ${at("v", "tz", "s", "tx")};`],
       },
-      {
-        head: `for (let j = 0; j < ${int(width)}; j++)`,
-        body: [`const kb = ${layoutAt("j")};`, ...blockTerms],
-      },
+      // A layout of empty rows (W = 0) reads the global keys only.
+      ...(width === 0 ? [] : [...tables.rowOf, entryLoop]),
       "return acc;",
     ],
   };
-
   const launches: Launch[] = [
     { label: "globalLogits", args: [input(0), input(1), ...relArgs], spec: globalLogits },
     {

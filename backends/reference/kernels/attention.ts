@@ -1,7 +1,16 @@
 import type { Node } from "../../../src/ir/graph.js";
 import { nodeLabel } from "../../../src/ir/graph.js";
 import type { RelPosBiasAttrs } from "../../../src/ir/ops/index.js";
-import { layoutBlock } from "../../../src/ir/pattern.js";
+import {
+  attentionPlanOf,
+  entryReads,
+  layoutHeadOf,
+  planRow,
+  rowSlots,
+  SLOT_EXCLUDED,
+  SLOT_READ,
+  SLOT_ZERO_KEY,
+} from "../../../src/ir/attention-plan.js";
 import { relPosIndex } from "../../../src/ir/relpos.js";
 import type { HostTensor } from "../../../src/ir/tensor.js";
 import { f32In, f32Out, type I32Tensor, i32In, outShape } from "./util.js";
@@ -204,9 +213,10 @@ function denseRow(
 // ---- kernels -------------------------------------------------------------------------------------
 
 /**
- * attention (dense): inputs q [B, Nq, C], k and v [B, Nk, C], then mask [B, Nk] if
- * attrs.mask, then table [P + 3, H] and tokenIdx i32 [1|B, Nq - 1] if attrs.relPosBias.
- *   logit[b, h, i, j] = q_i · k_j / √d + bias_h(i, j) + mask[b, j],  p = softmax_j(logit),
+ * attention (dense): inputs q [B, Nq, C], k and v [B, Nk, C], then mask [B, Nk] or
+ * [B, Nq, Nk] if attrs.mask, then table [P + 3, H] and tokenIdx i32 [1|B, Nq - 1] if
+ * attrs.relPosBias.
+ *   logit[b, h, i, j] = q_i · k_j / √d + bias_h(i, j) + mask[b, (i,) j],  p = softmax_j(logit),
  *   context[b, i, h·d + t] = Σ_j p[b, h, i, j] v[b, j, h·d + t].
  * Output 0 is the context [B, Nq, C]; output 1 the probabilities [B, H, R, Nk] of the first
  * R = numCls rows ("cls") or of all rows ("all").
@@ -217,6 +227,7 @@ export function attention(node: Node<"attention">, inputs: readonly HostTensor[]
   const k = f32In(node, inputs, 1);
   const v = f32In(node, inputs, 2);
   const maskData = mask ? f32In(node, inputs, 3).data : null;
+  const maskPerPair = mask && inputs[3]!.shape.length === 3;
   const rel = relPosInputs(node, relPosBias, inputs, mask ? 4 : 3);
   const [batch, nq, c] = q.shape as [number, number, number];
   const nk = k.shape[1]!;
@@ -238,7 +249,7 @@ export function attention(node: Node<"attention">, inputs: readonly HostTensor[]
       const head: Head = { h, heads, d, scale, keys: kh, values: vh, rel, ids };
       for (let i = 0; i < nq; i++) {
         loadRow(q.data, b, nq, c, h, d, i, qRow);
-        denseRow(head, i, nk, qRow, maskData, b * nk, p, acc);
+        denseRow(head, i, nk, qRow, maskData, (maskPerPair ? b * nq + i : b) * nk, p, acc);
         storeRow(context, b, nq, c, h, d, i, acc);
         if (i < rows) {
           const dst = ((b * heads + h) * rows + i) * nk;
@@ -251,18 +262,18 @@ export function attention(node: Node<"attention">, inputs: readonly HostTensor[]
 }
 
 /**
- * blockSparseAttention: self-attention over N = G + L tokens under a block pattern
- * (G global tokens, block size bs, layout with M = ⌈L / bs⌉ query blocks of W key blocks).
- * Inputs q, k, v [B, N, C], then table and tokenIdx when attrs.relPosBias is set.
+ * blockSparseAttention: self-attention over N = G + L tokens under a block pattern, as its
+ * attention plan (src/ir/attention-plan.ts) states it. Inputs q, k, v [B, N, C], then table
+ * and tokenIdx when attrs.relPosBias is set.
  * - Global query i < G attends densely to all N keys, exactly as in `attention`.
- * - Local query at local position r (sequence position G + r, block m = ⌊r / bs⌋) attends
- *   to the G global keys, then for each slot j < W the bs local positions
- *   kb·bs .. kb·bs + bs - 1 of key block kb = layoutBlock(layout, h, m, j). A local position
- *   p ≥ L is padding: its key and value are zero vectors. In padding mode "reference" it
- *   stays in the softmax with logit 0 + bias_h(id_i, 0) (the authors pad token indices with
- *   the CLS index 0) and so absorbs probability mass; in mode "masked" it is left out of the
- *   softmax. Real keys use their own position ids.
- * - Slots are formed per layout entry, so a block a row lists twice (allowed under padding
+ * - Local query at local position r (sequence position G + r, block m = ⌊r / bs⌋, row
+ *   r - m·bs) attends to the G global keys, then to the key slots of its layout row (rowSlots):
+ *   per entry, the bs positions of its key block, in order. A padded position (≥ L) is a zero
+ *   key and value: in padding mode "reference" it stays in the softmax with logit
+ *   0 + bias_h(id_i, 0) (the authors pad token indices with the CLS index 0) and so absorbs
+ *   probability mass; in mode "masked" it is left out. A real key of a partial entry whose
+ *   token mask clears the pair (entryReads) is left out too.
+ * - Slots are formed per entry, so a block a row lists twice (allowed under padding
  *   "reference" only, verifier rule 4) fills two runs of slots with the same keys, values
  *   and bias entries: it counts twice in the softmax and in the sum, the authors'
  *   duplicated-block softmax.
@@ -273,21 +284,13 @@ export function blockSparseAttention(
   node: Node<"blockSparseAttention">,
   inputs: readonly HostTensor[],
 ): HostTensor[] {
-  const { heads, pattern, padding, relPosBias } = node.attrs;
+  const plan = attentionPlanOf(node);
+  const { heads, relPosBias } = node.attrs;
   const q = f32In(node, inputs, 0);
   const k = f32In(node, inputs, 1);
   const v = f32In(node, inputs, 2);
   const rel = relPosInputs(node, relPosBias, inputs, 3);
-  const [batch, n, c] = q.shape as [number, number, number];
-  const g = pattern.globalTokens;
-  const bs = pattern.blockSize;
-  const { layout } = pattern;
-  const local = n - g;
-  const blocks = layout.queryBlocks;
-  const width = layout.blocksPerRow;
-  const rowKeys = g + width * bs;
-  const masked = padding === "masked";
-  const d = c / heads;
+  const { batch, tokens: n, hidden: c, globalTokens: g, blockSize: bs, headDim: d } = plan;
   const scale = 1 / Math.sqrt(d);
   const context = new Float32Array(batch * n * c);
   const probsOut = new Float32Array(batch * heads * g * n);
@@ -295,9 +298,11 @@ export function blockSparseAttention(
   const vh = new Float32Array(n * d);
   const qRow = new Float64Array(d);
   const acc = new Float64Array(d);
-  const p = new Float64Array(Math.max(n, rowKeys));
-  // Sequence positions of the keys of one local query block; -1 marks a padded key.
-  const keys = new Int32Array(rowKeys);
+  const p = new Float64Array(Math.max(n, g + plan.widestRow * bs));
+  // The key slots of every layout row, formed once.
+  const rows = Array.from({ length: plan.layoutHeads * plan.queryBlocks }, (_, row) =>
+    rowSlots(plan, Math.floor(row / plan.queryBlocks), row % plan.queryBlocks),
+  );
   for (let b = 0; b < batch; b++) {
     const ids = rel === null ? null : positionIds(node, rel.window, rel.tokenIdx, b, n);
     for (let h = 0; h < heads; h++) {
@@ -313,36 +318,35 @@ export function blockSparseAttention(
         for (let j = 0; j < n; j++) probsOut[dst + j] = p[j]!;
       }
       // Local rows, one query block at a time.
-      for (let m = 0; m < blocks; m++) {
-        for (let s = 0; s < g; s++) keys[s] = s;
-        for (let j = 0; j < width; j++) {
-          const kb = layoutBlock(layout, h, m, j);
-          for (let t = 0; t < bs; t++) {
-            const pos = kb * bs + t;
-            keys[g + j * bs + t] = pos < local ? g + pos : -1;
-          }
-        }
-        const end = Math.min(local, (m + 1) * bs);
+      const hl = layoutHeadOf(plan, h);
+      for (let m = 0; m < plan.queryBlocks; m++) {
+        const { positions, kinds } = rows[hl * plan.queryBlocks + m]!;
+        const { first } = planRow(plan, hl, m);
+        const end = Math.min(plan.localTokens, (m + 1) * bs);
         for (let r = m * bs; r < end; r++) {
           const i = g + r;
           loadRow(q.data, b, n, c, h, d, i, qRow);
-          for (let s = 0; s < rowKeys; s++) {
-            const key = keys[s]!;
-            if (key >= 0) {
-              const logit = dot(qRow, kh, key, d) * scale;
-              p[s] = ids === null ? logit : logit + bias(head, ids[i]!, ids[key]!);
-            } else if (masked) {
+          for (let s = 0; s < positions.length; s++) {
+            const key = positions[s]!;
+            const kind = kinds[s]!;
+            // Padded keys follow the padding mode alone; a real key may be masked out.
+            const entry = first + Math.floor((s - g) / bs);
+            const cleared =
+              kind === SLOT_READ && s >= g && !entryReads(plan, entry, r - m * bs, (s - g) % bs);
+            if (kind === SLOT_EXCLUDED || cleared) {
               p[s] = Number.NEGATIVE_INFINITY;
-            } else {
+            } else if (kind === SLOT_ZERO_KEY) {
               // A zero key: q · 0 = 0, plus the bias towards position id 0 (the CLS id).
               p[s] = ids === null ? 0 : bias(head, ids[i]!, 0);
+            } else {
+              const logit = dot(qRow, kh, key, d) * scale;
+              p[s] = ids === null ? logit : logit + bias(head, ids[i]!, ids[key]!);
             }
           }
-          softmax(p, rowKeys);
+          softmax(p, positions.length);
           acc.fill(0);
-          for (let s = 0; s < rowKeys; s++) {
-            const key = keys[s]!;
-            if (key >= 0) accumulate(acc, p[s]!, vh, key, d);
+          for (let s = 0; s < positions.length; s++) {
+            if (kinds[s] === SLOT_READ && p[s]! > 0) accumulate(acc, p[s]!, vh, positions[s]!, d);
           }
           storeRow(context, b, n, c, h, d, i, acc);
         }

@@ -1,3 +1,9 @@
+import {
+  attentionPlanOf,
+  SLOT_EXCLUDED,
+  SLOT_READ,
+  SLOT_ZERO_KEY,
+} from "../../../src/ir/attention-plan.js";
 import type { Node } from "../../../src/ir/graph.js";
 import type { LowerContext } from "../types.js";
 import { inputRef, inShape } from "../util.js";
@@ -9,8 +15,8 @@ import { RelPos } from "./relpos.js";
  * bias when both the table (a weight) and the token index (a constant) are known.
  *
  * Notation as in src/ir/ops/types.ts: B batch, N = G + L tokens, C hidden, H heads,
- * d = C / H; block size bs, M query blocks of W key blocks; Kk = G + W·bs keys per local
- * query block (the global keys first, then the W blocks in layout order).
+ * d = C / H; block size bs, M query blocks; the node's attention plan groups them, Mb blocks
+ * of Kk = G + W·bs keys per query each (the global keys first, then the row's blocks).
  */
 
 /**
@@ -131,6 +137,11 @@ export function denseBias(
 
 // ---- block-sparse attention --------------------------------------------------------------------
 
+/**
+ * One block group of a node's attention plan (src/ir/attention-plan.ts), as both tfjs
+ * lowerings read it: Mb query blocks batched as one problem of Kk key slots each (the
+ * global keys, then the rows' key blocks, shorter rows filled with excluded slots).
+ */
 export interface SparseGeometry {
   readonly batch: number;
   readonly tokens: number;
@@ -140,72 +151,62 @@ export interface SparseGeometry {
   readonly global: number;
   readonly blockSize: number;
   readonly local: number;
+  /** Query blocks of the whole layer (M) and of the group (Mb), and the group's blocks. */
+  readonly layerBlocks: number;
   readonly blocks: number;
-  readonly width: number;
-  /** Keys per local query block: G + W·bs. */
+  readonly queryBlocks: Int32Array;
+  /** Whether the group is every query block in order. */
+  readonly whole: boolean;
+  /** Key slots per query of the group: G + W·bs. */
   readonly keys: number;
   /** 1 (shared) or H. */
   readonly layoutHeads: number;
-  readonly masked: boolean;
   /**
-   * Sequence position of key slot s of query block m under layout head h' at
-   * [(h'·M + m)·Kk + s]; -1 marks a padded key (a local position ≥ L).
+   * Sequence position of key slot s of the group's block i under layout head h' at
+   * [(h'·Mb + i)·Kk + s]; -1 marks a slot without a key: a zero-padded key (a local
+   * position ≥ L) or an excluded one (its zero key gets -∞).
    */
   readonly keyPos: Int32Array;
+  /** SLOT_* kind of each slot, same layout as keyPos. */
+  readonly slotKind: Uint8Array;
+  /** [Hl, Mb, bs, Kk]: 1 where a query row does not read a slot; null without partial blocks. */
+  readonly rowExcluded: Uint8Array | null;
+  /** Whether some slot or pair gets -∞. */
+  readonly excludes: boolean;
 }
 
-export function sparseGeometry(
-  node: Node<"blockSparseAttention">,
-  ctx: LowerContext,
-): SparseGeometry {
-  const [batch, tokens, hidden] = inShape(ctx.graph, node, 0) as [number, number, number];
-  const { heads, pattern, padding } = node.attrs;
-  const { layout } = pattern;
-  const global = pattern.globalTokens;
-  const blockSize = pattern.blockSize;
-  const local = tokens - global;
-  const blocks = layout.queryBlocks;
-  const width = layout.blocksPerRow;
-  const keys = global + width * blockSize;
-  const keyPos = new Int32Array(layout.heads * blocks * keys);
-  for (let h = 0; h < layout.heads; h++) {
-    for (let m = 0; m < blocks; m++) {
-      const base = (h * blocks + m) * keys;
-      for (let s = 0; s < global; s++) keyPos[base + s] = s;
-      for (let j = 0; j < width; j++) {
-        const kb = layout.blocks[(h * blocks + m) * width + j]!;
-        for (let t = 0; t < blockSize; t++) {
-          const p = kb * blockSize + t;
-          keyPos[base + global + j * blockSize + t] = p < local ? global + p : -1;
-        }
-      }
-    }
-  }
-  return {
-    batch,
-    tokens,
-    hidden,
-    heads,
-    headDim: hidden / heads,
-    global,
-    blockSize,
-    local,
-    blocks,
-    width,
-    keys,
-    layoutHeads: layout.heads,
-    masked: padding === "masked",
-    keyPos,
-  };
+/** The node's plan, as one SparseGeometry per block group. */
+export function sparseGroups(node: Node<"blockSparseAttention">): SparseGeometry[] {
+  const plan = attentionPlanOf(node);
+  return plan.groups.map((group) => ({
+    batch: plan.batch,
+    tokens: plan.tokens,
+    hidden: plan.hidden,
+    heads: plan.heads,
+    headDim: plan.headDim,
+    global: plan.globalTokens,
+    blockSize: plan.blockSize,
+    local: plan.localTokens,
+    layerBlocks: plan.queryBlocks,
+    blocks: group.blocks.length,
+    queryBlocks: group.blocks,
+    whole: plan.singleGroup,
+    keys: group.keys,
+    layoutHeads: plan.layoutHeads,
+    keyPos: group.keyPos.map((pos, s) => (group.slotKind[s] === SLOT_READ ? pos : -1)),
+    slotKind: group.slotKind,
+    rowExcluded: group.rowExcluded,
+    excludes: group.anyExcluded || group.rowExcluded !== null,
+  }));
 }
 
 /**
- * Bias of the local query rows, [H, M, bs, Kk] for one batch row of ids:
- *   bias[h, m, r, s] = table[index(id_q, id_k), h]
- * with id_q the id of local position m·bs + r (0 for padded query rows, whose outputs are
- * discarded) and id_k the id of key slot s; a padded key has id 0 in padding mode
- * "reference" (logit 0 + token→CLS bias) and bias -∞ in mode "masked" (out of the softmax).
- * With relPos null only the masking term remains: 0, or -∞ at padded keys.
+ * Bias of a group's local query rows, [H, Mb, bs, Kk] for one batch row of ids:
+ *   bias[h, i, r, s] = table[index(id_q, id_k), h]
+ * with id_q the id of local position m·bs + r of the group's block i = m (0 for padded query
+ * rows, whose outputs are discarded) and id_k the id of key slot s; a zero-padded key has id
+ * 0 (padding "reference": logit 0 + token→CLS bias), an excluded slot or cleared pair bias -∞.
+ * With relPos null only the masking term remains: 0, or -∞ where excluded.
  */
 export function sparseLocalBias(
   geo: SparseGeometry,
@@ -215,35 +216,37 @@ export function sparseLocalBias(
   out: Float32Array = new Float32Array(geo.heads * geo.blocks * geo.blockSize * geo.keys),
   index: Int32Array = new Int32Array(geo.blocks * geo.blockSize * geo.keys),
 ): Float32Array {
-  const { heads, blocks, blockSize, keys, global, local, layoutHeads, masked, keyPos } = geo;
+  const { heads, blocks, blockSize, keys, global, local, layoutHeads, keyPos, slotKind } = geo;
   const plane = blocks * blockSize * keys;
   const keyIds = new Int32Array(keys);
   for (let lh = 0; lh < layoutHeads; lh++) {
     // Table rows for layout head lh (-1: masked out).
-    for (let m = 0; m < blocks; m++) {
-      const slots = keyPos.subarray((lh * blocks + m) * keys, (lh * blocks + m + 1) * keys);
+    for (let i = 0; i < blocks; i++) {
+      const at = (lh * blocks + i) * keys;
+      const rows = index.subarray(i * blockSize * keys, (i + 1) * blockSize * keys);
       if (rel === null || ids === null) {
-        const rows = index.subarray(m * blockSize * keys, (m + 1) * blockSize * keys);
         rows.fill(0);
-        if (masked) {
-          for (let r = 0; r < blockSize; r++) {
-            slots.forEach((pos, s) => {
-              if (pos < 0) rows[r * keys + s] = -1;
-            });
-          }
+        for (let r = 0; r < blockSize; r++) {
+          for (let s = 0; s < keys; s++)
+            if (slotKind[at + s] === SLOT_EXCLUDED) rows[r * keys + s] = -1;
         }
-        continue;
+      } else {
+        for (let s = 0; s < keys; s++) {
+          const kind = slotKind[at + s]!;
+          keyIds[s] = kind === SLOT_READ ? ids[keyPos[at + s]!]! : kind === SLOT_ZERO_KEY ? 0 : -1;
+        }
+        const keySet = rel.keySet(keyIds);
+        for (let r = 0; r < blockSize; r++) {
+          const p = geo.queryBlocks[i]! * blockSize + r;
+          const a = p >= local ? 0 : ids[global + p]!;
+          rel.fillRow(a, keySet, rows.subarray(r * keys, (r + 1) * keys));
+        }
       }
-      // Padded keys: the CLS id 0 (reference) or masked out.
-      slots.forEach((pos, s) => {
-        keyIds[s] = pos >= 0 ? ids[pos]! : masked ? -1 : 0;
-      });
-      const keySet = rel.keySet(keyIds);
-      for (let r = 0; r < blockSize; r++) {
-        const p = m * blockSize + r;
-        const a = p >= local ? 0 : ids[global + p]!;
-        const base = (m * blockSize + r) * keys;
-        rel.fillRow(a, keySet, index.subarray(base, base + keys));
+      if (geo.rowExcluded !== null) {
+        const cleared = geo.rowExcluded.subarray(at * blockSize, (at + keys) * blockSize);
+        cleared.forEach((x, e) => {
+          if (x === 1) rows[e] = -1;
+        });
       }
     }
     const first = layoutHeads === 1 ? 0 : lh;

@@ -1,4 +1,9 @@
 import * as tf from "@tensorflow/tfjs-core";
+import {
+  attentionPlanOf,
+  concatenatedOrder,
+  SLOT_EXCLUDED,
+} from "../../../src/ir/attention-plan.js";
 import type { Node } from "../../../src/ir/graph.js";
 import type { LowerContext, Step } from "../types.js";
 import { arg, inShape, outShape } from "../util.js";
@@ -8,8 +13,8 @@ import {
   type RelPosInputs,
   relPosInputs,
   type SparseGeometry,
-  sparseGeometry,
   sparseGlobalBias,
+  sparseGroups,
   sparseLocalBias,
   staticRelPos,
 } from "./attention-common.js";
@@ -110,6 +115,8 @@ export function denseAttentionDevice(node: Node<"attention">, ctx: LowerContext)
     staticBias = ctx.keep(tf.tensor4d(data, [rp.idxRows, heads, nq, nk]));
   }
   const groups = headGroups(heads, batch * nq * nk, ctx.denseLogitsLimit);
+  // The mask is [B, Nk] (per key) or [B, Nq, Nk] (per pair).
+  const maskRows = mask && inShape(ctx.graph, node, 3).length === 3 ? nq : 1;
   const contextShape = outShape(node, 0);
   return (inputs) => {
     const q = tf.mul(arg(inputs, 0), scale);
@@ -134,7 +141,7 @@ export function denseAttentionDevice(node: Node<"attention">, ctx: LowerContext)
         }
         logits = tf.add(logits, bias);
       }
-      if (mask) logits = tf.add(logits, tf.reshape(arg(inputs, 3), [batch, 1, 1, nk]));
+      if (mask) logits = tf.add(logits, tf.reshape(arg(inputs, 3), [batch, 1, maskRows, nk]));
       const p = tf.softmax(logits);
       contexts.push(tf.matMul(p, ofGroup(vh, group)));
       kept.push(rows === nq ? p : tf.slice(p, [0, 0, 0, 0], [batch, group.count, rows, nk]));
@@ -148,10 +155,11 @@ export function denseAttentionDevice(node: Node<"attention">, ctx: LowerContext)
 // ---- block-sparse ------------------------------------------------------------------------------
 
 /**
- * Flat row numbers, [B·H·M·Kk], into per-head keys [B·H·(N+1), d] that carry an appended
- * zero row per (b, h): key slot s of block m reads row (b·H + h)·(N+1) + position, padded
- * keys the zero row at position N. (A flat gather on axis 0 rather than tf.gather with
- * batchDims, which tfjs-wasm 4.22 computes wrongly for batchDims = 2.)
+ * Flat row numbers, [B·H·Mb·Kk], into per-head keys [B·H·(N+1), d] that carry an appended
+ * zero row per (b, h): key slot s of the group's block i reads row (b·H + h)·(N+1) +
+ * position, slots without a key (padded or excluded) the zero row at position N. (A flat
+ * gather on axis 0 rather than tf.gather with batchDims, which tfjs-wasm 4.22 computes
+ * wrongly for batchDims = 2.)
  */
 function keyGatherIndex(geo: SparseGeometry): tf.Tensor {
   const { batch, heads, blocks, keys, layoutHeads, keyPos, tokens } = geo;
@@ -171,72 +179,126 @@ function keyGatherIndex(geo: SparseGeometry): tf.Tensor {
   return tf.tensor1d(data, "int32");
 }
 
+/** What one plan group's local rows hold across runs. */
+interface GroupStatics {
+  readonly geo: SparseGeometry;
+  readonly gatherIndex: tf.Tensor;
+  /** Query blocks of the group among the layer's M (null: all, in order). */
+  readonly blockIndex: tf.Tensor | null;
+  /** -∞ where excluded, [1, H', Mb, 1 | bs, Kk]; added to the per-run bias too. */
+  readonly exclusionMask: tf.Tensor | null;
+  readonly localBias: tf.Tensor | null;
+  /** Positions whose ids the per-run bias needs (padding -> position 0, the CLS id). */
+  readonly queryPos: tf.Tensor | null;
+  readonly keyPos: tf.Tensor | null;
+}
+
+function groupStatics(
+  geo: SparseGeometry,
+  node: Node<"blockSparseAttention">,
+  rp: RelPosInputs | null,
+  ctx: LowerContext,
+): GroupStatics {
+  const { heads, blocks, blockSize, keys, global, local, tokens } = geo;
+  const lh = geo.layoutHeads;
+  let exclusionMask: tf.Tensor | null = null;
+  if (geo.excludes) {
+    const rows = geo.rowExcluded === null ? 1 : blockSize;
+    const data = new Float32Array(lh * blocks * rows * keys);
+    if (geo.rowExcluded !== null) {
+      geo.rowExcluded.forEach((x, i) => {
+        if (x === 1) data[i] = Number.NEGATIVE_INFINITY;
+      });
+    } else {
+      geo.slotKind.forEach((kind, i) => {
+        if (kind === SLOT_EXCLUDED) data[i] = Number.NEGATIVE_INFINITY;
+      });
+    }
+    exclusionMask = ctx.keep(tf.tensor(data, [1, lh, blocks, rows, keys]));
+  }
+  const known = staticRelPos(rp);
+  let localBias: tf.Tensor | null = null;
+  if (rp !== null && known !== null) {
+    const localPlane = heads * blocks * blockSize * keys;
+    if (rp.idxRows * localPlane <= ctx.staticBiasLimit) {
+      const ids = allIds(node, rp, known.tokenIdx, tokens);
+      const localData = new Float32Array(rp.idxRows * localPlane);
+      ids.forEach((row, i) => {
+        localData.set(sparseLocalBias(geo, rp.rel, known.table, row), i * localPlane);
+      });
+      localBias = ctx.keep(
+        tf.tensor(localData, [rp.idxRows, heads, blocks, blockSize, keys], "float32"),
+      );
+    }
+  }
+  let queryPos: tf.Tensor | null = null;
+  let keyPos: tf.Tensor | null = null;
+  if (rp !== null && localBias === null) {
+    const q = new Int32Array(blocks * blockSize);
+    for (let p = 0; p < q.length; p++) {
+      const lp = geo.queryBlocks[Math.floor(p / blockSize)]! * blockSize + (p % blockSize);
+      q[p] = lp < local ? global + lp : 0;
+    }
+    queryPos = ctx.keep(tf.tensor1d(q, "int32"));
+    keyPos = ctx.keep(
+      tf.tensor1d(
+        geo.keyPos.map((p) => Math.max(p, 0)),
+        "int32",
+      ),
+    );
+  }
+  const blockIndex = geo.whole ? null : ctx.keep(tf.tensor1d(geo.queryBlocks, "int32"));
+  return {
+    geo,
+    gatherIndex: ctx.keep(keyGatherIndex(geo)),
+    blockIndex,
+    exclusionMask,
+    localBias,
+    queryPos,
+    keyPos,
+  };
+}
+
 /**
- * blockSparseAttention, batched over (b, h, m):
- *   local queries  q_l [B, H, M, bs, d]  (zero-padded to M·bs rows),
- *   keys, values   k_g, v_g [B, H, M, Kk, d]  (one gather per layer; padded keys read an
- *                  appended zero row, so their logit is exactly 0 as in the reference),
- *   logits         q_l k_gᵀ + bias  [B, H, M, bs, Kk], where the bias carries the
- *                  relative-position term and, in padding mode "masked", -∞ at padded keys,
- *   context        softmax(logits) v_g, rows of padded queries dropped.
+ * blockSparseAttention, batched over (b, h, m) per group of its attention plan (a fixed
+ * layout is one group of all M blocks):
+ *   local queries  q_l [B, H, Mb, bs, d]  (zero-padded to M·bs rows, the group's blocks),
+ *   keys, values   k_g, v_g [B, H, Mb, Kk, d]  (one gather per group; slots without a key
+ *                  read an appended zero row, so a padded key's logit is exactly 0 as in
+ *                  the reference),
+ *   logits         q_l k_gᵀ + bias  [B, H, Mb, bs, Kk], where the bias carries the
+ *                  relative-position term and -∞ at excluded slots and cleared pairs,
+ *   context        softmax(logits) v_g; the groups joined in block order, rows of padded
+ *                  queries dropped.
  * Global queries are dense over all N keys (their probabilities are output 1).
  */
 export function blockSparseAttentionDevice(
   node: Node<"blockSparseAttention">,
   ctx: LowerContext,
 ): Step {
-  const geo = sparseGeometry(node, ctx);
-  const { batch, tokens, hidden, heads, headDim, global, blockSize, local, blocks, keys } = geo;
+  const groups = sparseGroups(node);
+  const { batch, tokens, hidden, heads, headDim, global, blockSize, local } = groups[0]!;
+  const blocks = groups[0]!.layerBlocks;
   const scale = 1 / Math.sqrt(headDim);
   const padRows = blocks * blockSize - local;
   const rp = relPosInputs(node, node.attrs.relPosBias?.window, 3, ctx);
-  const gatherIndex = ctx.keep(keyGatherIndex(geo));
-  const lh = geo.layoutHeads;
+  const statics = groups.map((geo) => groupStatics(geo, node, rp, ctx));
+  const order =
+    groups.length === 1 && groups[0]!.whole
+      ? null
+      : ctx.keep(tf.tensor1d(concatenatedOrder(attentionPlanOf(node)), "int32"));
 
-  // -∞ at padded keys (masked mode), [1, H', M, 1, Kk]; added to the per-run bias too.
-  let padMask: tf.Tensor | null = null;
-  if (geo.masked) {
-    const data = new Float32Array(lh * blocks * keys);
-    geo.keyPos.forEach((pos, i) => {
-      if (pos < 0) data[i] = Number.NEGATIVE_INFINITY;
-    });
-    padMask = ctx.keep(tf.tensor(data, [1, lh, blocks, 1, keys]));
-  }
-
-  // Precomputed bias when table and token index are known and small enough.
+  // Precomputed global bias when table and token index are known and small enough.
   const known = staticRelPos(rp);
-  let localBias: tf.Tensor | null = null;
   let globalBias: tf.Tensor | null = null;
-  if (rp !== null && known !== null) {
-    const localPlane = heads * blocks * blockSize * keys;
-    if (rp.idxRows * localPlane <= ctx.staticBiasLimit) {
-      const ids = allIds(node, rp, known.tokenIdx, tokens);
-      const globalPlane = heads * global * tokens;
-      const localData = new Float32Array(rp.idxRows * localPlane);
-      const globalData = new Float32Array(rp.idxRows * globalPlane);
-      ids.forEach((row, i) => {
-        localData.set(sparseLocalBias(geo, rp.rel, known.table, row), i * localPlane);
-        globalData.set(sparseGlobalBias(geo, rp.rel, known.table, row), i * globalPlane);
-      });
-      localBias = ctx.keep(
-        tf.tensor(localData, [rp.idxRows, heads, blocks, blockSize, keys], "float32"),
-      );
-      globalBias = ctx.keep(tf.tensor(globalData, [rp.idxRows, heads, global, tokens], "float32"));
-    }
-  }
-  // Positions whose ids the per-run bias needs (padding -> position 0, the CLS id).
-  let queryPos: tf.Tensor | null = null;
-  let keyPosT: tf.Tensor | null = null;
-  if (rp !== null && localBias === null) {
-    const q = new Int32Array(blocks * blockSize);
-    for (let p = 0; p < q.length; p++) q[p] = p < local ? global + p : 0;
-    queryPos = ctx.keep(tf.tensor1d(q, "int32"));
-    keyPosT = ctx.keep(
-      tf.tensor1d(
-        geo.keyPos.map((p) => Math.max(p, 0)),
-        "int32",
-      ),
-    );
+  if (rp !== null && known !== null && statics.every((st) => st.localBias !== null)) {
+    const ids = allIds(node, rp, known.tokenIdx, tokens);
+    const globalPlane = heads * global * tokens;
+    const globalData = new Float32Array(rp.idxRows * globalPlane);
+    ids.forEach((row, i) => {
+      globalData.set(sparseGlobalBias(groups[0]!, rp.rel, known.table, row), i * globalPlane);
+    });
+    globalBias = ctx.keep(tf.tensor(globalData, [rp.idxRows, heads, global, tokens], "float32"));
   }
 
   const contextShape = outShape(node, 0);
@@ -255,40 +317,58 @@ export function blockSparseAttentionDevice(
         [0, padRows],
         [0, 0],
       ]);
-    const qb = tf.transpose(
+    const qAll = tf.transpose(
       tf.reshape(ql, [batch, blocks, blockSize, heads, headDim]),
       [0, 3, 1, 2, 4],
     );
     const zeroRow = tf.zeros([batch, heads, 1, headDim]);
-    const blocksOf = (x: tf.Tensor) => {
-      const rows = tf.reshape(tf.concat([x, zeroRow], 2), [batch * heads * (tokens + 1), headDim]);
-      return tf.reshape(tf.gather(rows, gatherIndex), [batch, heads, blocks, keys, headDim]);
-    };
-    let logits = tf.matMul(qb, blocksOf(kh), false, true);
+    const kRows = tf.reshape(tf.concat([kh, zeroRow], 2), [batch * heads * (tokens + 1), headDim]);
+    const vRows = tf.reshape(tf.concat([vh, zeroRow], 2), [batch * heads * (tokens + 1), headDim]);
+    const needsIds =
+      rp !== null && (globalBias === null || statics.some((st) => st.localBias === null));
+    const ids = needsIds ? deviceIds(arg(inputs, rp!.tableInput + 1)) : null;
     let gBias = globalBias;
-    if (rp !== null) {
-      let bias = localBias;
-      if (bias === null) {
-        const ids = deviceIds(arg(inputs, rp.tableInput + 1));
-        const rows = rp.idxRows;
-        const a = tf.reshape(tf.gather(ids, queryPos!, 1), [rows, 1, blocks, blockSize, 1]);
-        const c = tf.reshape(tf.gather(ids, keyPosT!, 1), [rows, lh, blocks, 1, keys]);
-        bias = gatherBias(rp, inputs, a, c, heads, 5);
-        if (padMask !== null) bias = tf.add(bias, padMask);
-        const ag = tf.reshape(tf.slice(ids, [0, 0], [rows, global]), [rows, 1, global, 1]);
-        const cg = tf.reshape(ids, [rows, 1, 1, tokens]);
-        gBias = gatherBias(rp, inputs, ag, cg, heads, 4);
+    const contexts = statics.map((st) => {
+      const { geo } = st;
+      const count = geo.blocks;
+      const keys = geo.keys;
+      const blocksOf = (rows: tf.Tensor) =>
+        tf.reshape(tf.gather(rows, st.gatherIndex), [batch, heads, count, keys, headDim]);
+      const qb = st.blockIndex === null ? qAll : tf.gather(qAll, st.blockIndex, 2);
+      let logits = tf.matMul(qb, blocksOf(kRows), false, true);
+      if (rp !== null) {
+        let bias = st.localBias;
+        if (bias === null) {
+          const rows = rp.idxRows;
+          const a = tf.reshape(tf.gather(ids!, st.queryPos!, 1), [rows, 1, count, blockSize, 1]);
+          const c = tf.reshape(tf.gather(ids!, st.keyPos!, 1), [
+            rows,
+            geo.layoutHeads,
+            count,
+            1,
+            keys,
+          ]);
+          bias = gatherBias(rp, inputs, a, c, heads, 5);
+          if (st.exclusionMask !== null) bias = tf.add(bias, st.exclusionMask);
+        }
+        logits = tf.add(logits, bias);
+      } else if (st.exclusionMask !== null) {
+        logits = tf.add(logits, st.exclusionMask);
       }
-      logits = tf.add(logits, bias);
-    } else if (padMask !== null) {
-      logits = tf.add(logits, padMask);
-    }
-    const localContext = tf.transpose(tf.matMul(tf.softmax(logits), blocksOf(vh)), [0, 2, 3, 1, 4]);
+      return tf.matMul(tf.softmax(logits), blocksOf(vRows)); // [B, H, Mb, bs, d]
+    });
+    const joined = order === null ? contexts[0]! : tf.gather(tf.concat(contexts, 2), order, 2);
+    const localContext = tf.transpose(joined, [0, 2, 3, 1, 4]);
     let contextLocal = tf.reshape(localContext, [batch, blocks * blockSize, hidden]);
     if (padRows > 0) contextLocal = tf.slice(contextLocal, [0, 0, 0], [batch, local, hidden]);
 
     // Global rows: dense over all N keys.
-    if (global === 0) return [contextLocal, tf.zeros([batch, heads, 0, tokens])];
+    if (rp !== null && gBias === null) {
+      const rows = rp.idxRows;
+      const ag = tf.reshape(tf.slice(ids!, [0, 0], [rows, global]), [rows, 1, global, 1]);
+      const cg = tf.reshape(ids!, [rows, 1, 1, tokens]);
+      gBias = gatherBias(rp, inputs, ag, cg, heads, 4);
+    }
     const qg = tf.transpose(
       tf.reshape(tf.slice(q, [0, 0, 0], [batch, global, hidden]), [batch, global, heads, headDim]),
       [0, 2, 1, 3],

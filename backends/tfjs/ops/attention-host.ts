@@ -9,8 +9,8 @@ import {
   headBias,
   relPosInputs,
   type SparseGeometry,
-  sparseGeometry,
   sparseGlobalBias,
+  sparseGroups,
   sparseLocalBias,
   staticRelPos,
 } from "./attention-common.js";
@@ -81,6 +81,7 @@ export function denseAttentionHost(node: Node<"attention">, ctx: LowerContext): 
     }
   }
   const firstRows = rows < nq ? ctx.keep(tf.range(0, rows, 1, "int32")) : null;
+  const maskRows = mask && inShape(ctx.graph, node, 3).length === 3 ? nq : 1;
   const contextShape = outShape(node, 0);
   const { scratch } = ctx;
   return (inputs) => {
@@ -104,11 +105,14 @@ export function denseAttentionHost(node: Node<"attention">, ctx: LowerContext): 
     const contexts: tf.Tensor[] = [];
     const kept: tf.Tensor[] = [];
     for (let b = 0; b < batch; b++) {
-      const maskRow = mask
-        ? batch === 1
-          ? tf.reshape(arg(inputs, 3), [1, nk])
-          : tf.slice(arg(inputs, 3), [b, 0], [1, nk])
-        : null;
+      // [1, Nk] for a per-key mask [B, Nk], [Nq, Nk] for a per-pair one [B, Nq, Nk].
+      const maskRow = !mask
+        ? null
+        : maskRows === 1
+          ? batch === 1
+            ? tf.reshape(arg(inputs, 3), [1, nk])
+            : tf.slice(arg(inputs, 3), [b, 0], [1, nk])
+          : tf.reshape(tf.slice(arg(inputs, 3), [b, 0, 0], [1, nq, nk]), [nq, nk]);
       const row = rp === null || rp.idxRows === 1 ? 0 : b;
       for (let h = 0; h < heads; h++) {
         const i = b * heads + h;
@@ -137,13 +141,14 @@ export function denseAttentionHost(node: Node<"attention">, ctx: LowerContext): 
 // ---- block-sparse ------------------------------------------------------------------------------
 
 /**
- * Fills the operands of every (b, h, m) block product from head-major read-backs
- * qT [B, H, d, N] (scaled queries, transposed) and kh, vh [B, H, N, d]:
+ * Fills the operands of every (b, h, m) block product of one plan group from head-major
+ * read-backs qT [B, H, d, N] (scaled queries, transposed) and kh, vh [B, H, N, d]:
  *   qT[i] [d, bs]   the block's queries, transposed; columns past L zero;
- *   k[i]  [Kk, d]   its keys: the G global keys, then the W key blocks in layout order;
+ *   k[i]  [Kk, d]   its keys: the G global keys, then the row's key blocks in order;
  *   v[i]  [Kk, d]   its values in the same key order;
- * with i = (b·H + h)·M + m and padded keys zero (so their logit is exactly 0, as in the
- * reference). Every element of the three arrays (up to the sizes used) is written.
+ * with i = (b·H + h)·Mb + m for the group's m-th block, and slots without a key (padded or
+ * excluded) zero (so a padded key's logit is exactly 0, as in the reference). Every element
+ * of the three arrays (up to the sizes used) is written.
  */
 function fillBlocks(
   geo: SparseGeometry,
@@ -174,8 +179,8 @@ function fillBlocks(
       const qBase = bh * d * tokens;
       for (let m = 0; m < blocks; m++) {
         const i = bh * blocks + m;
-        // Queries: d runs of (up to) bs positions.
-        const first = global + m * bs;
+        // Queries: d runs of (up to) bs positions of query block queryBlocks[m].
+        const first = global + geo.queryBlocks[m]! * bs;
         const count = Math.max(0, Math.min(bs, tokens - first));
         const qDst = i * d * bs;
         for (let t = 0; t < d; t++) {
@@ -224,15 +229,22 @@ function globalRowsByToken(
   return out;
 }
 
+/** Static terms of one group's local rows: the bias, or the -∞ mask alone. */
+interface GroupStatics {
+  readonly geo: SparseGeometry;
+  readonly localBias: tf.Tensor | null;
+  readonly exclusionMask: tf.Tensor | null;
+}
+
 /**
- * blockSparseAttention:
+ * blockSparseAttention, per group of its attention plan (a fixed layout is one group):
  * - local rows, per (b, h, m): logitsᵀ_i = k_i qᵀ_i (2-D matMul [Kk, d] x [d, bs]: the
  *   small queries block is the right operand, which XNNPACK must pack anew for every
  *   product, and this was measurably faster than q_i kᵀ_i with the [d, Kk] keys packed);
- *   all blocks concatenated and transposed once to [B·H·M·bs, Kk], plus the bias (relative
- *   position, and -∞ at padded keys in mode "masked"), one softmax, read back, and per
- *   block context_i = p_i v_i ([bs, Kk] x [Kk, d]); contexts joined by one concat and one
- *   transpose;
+ *   a group's blocks concatenated and transposed once to [B·H·Mb·bs, Kk], plus the bias
+ *   (relative position, and -∞ at excluded slots and pairs), one softmax, read back, and per
+ *   block context_i = p_i v_i ([bs, Kk] x [Kk, d]); contexts joined in block order by one
+ *   concat and one transpose;
  * - global rows, dense over all N keys, for all heads in two 2-D matMuls per batch item:
  *   logitsᵀ = k [N, C] x Q̂ [C, G·H] with Q̂[c, g·H + h] = q_g[c] when channel c belongs to
  *   head h, else 0 (so column (g, h) holds exactly the head-h dot products), then
@@ -243,51 +255,53 @@ export function blockSparseAttentionHost(
   node: Node<"blockSparseAttention">,
   ctx: LowerContext,
 ): Step {
-  const geo = sparseGeometry(node, ctx);
-  const {
-    batch,
-    tokens,
-    hidden,
-    heads,
-    headDim: d,
-    global,
-    blockSize: bs,
-    local,
-    blocks,
-    keys,
-  } = geo;
+  const groups = sparseGroups(node);
+  const { batch, tokens, hidden, heads, headDim: d, global, blockSize: bs, local } = groups[0]!;
+  const layerBlocks = groups[0]!.layerBlocks;
   const scale = 1 / Math.sqrt(d);
-  const padRows = blocks * bs - local;
-  const count = batch * heads * blocks;
+  const padRows = layerBlocks * bs - local;
   const rp = relPosInputs(node, node.attrs.relPosBias?.window, 3, ctx);
-  const localPlane = heads * blocks * bs * keys;
+  const localPlane = (geo: SparseGeometry) => heads * geo.blocks * bs * geo.keys;
 
-  // Static terms: the bias (relative position and padding), or the padding mask alone.
-  let localBias: tf.Tensor | null = null;
-  let globalBias: tf.Tensor[] | null = null;
+  // Static terms: the bias (relative position and exclusions), or the -∞ mask alone.
   const known = staticRelPos(rp);
-  if (rp !== null && known !== null && rp.idxRows * localPlane <= ctx.staticBiasLimit) {
-    const ids = allIds(node, rp, known.tokenIdx, tokens);
-    const data = new Float32Array(rp.idxRows * localPlane);
-    ids.forEach((row, i) => {
-      data.set(sparseLocalBias(geo, rp.rel, known.table, row), i * localPlane);
-    });
-    localBias = ctx.keep(tf.tensor3d(data, [rp.idxRows, heads * blocks * bs, keys]));
-    globalBias = ids.map((row) =>
-      ctx.keep(
-        tf.tensor2d(
-          globalRowsByToken(sparseGlobalBias(geo, rp.rel, known.table, row), heads, global, tokens),
-          [global * heads, tokens],
-        ),
-      ),
-    );
-  }
-  let padMask: tf.Tensor | null = null;
-  if (rp === null && geo.masked) {
-    padMask = ctx.keep(
-      tf.tensor3d(sparseLocalBias(geo, null, null, null), [1, heads * blocks * bs, keys]),
-    );
-  }
+  const precompute =
+    rp !== null &&
+    known !== null &&
+    rp.idxRows * groups.reduce((sum, geo) => sum + localPlane(geo), 0) <= ctx.staticBiasLimit;
+  const ids = precompute ? allIds(node, rp!, known!.tokenIdx, tokens) : null;
+  const statics: GroupStatics[] = groups.map((geo) => {
+    let localBias: tf.Tensor | null = null;
+    let exclusionMask: tf.Tensor | null = null;
+    if (ids !== null) {
+      const data = new Float32Array(rp!.idxRows * localPlane(geo));
+      ids.forEach((row, i) => {
+        data.set(sparseLocalBias(geo, rp!.rel, known!.table, row), i * localPlane(geo));
+      });
+      localBias = ctx.keep(tf.tensor3d(data, [rp!.idxRows, heads * geo.blocks * bs, geo.keys]));
+    } else if (rp === null && geo.excludes) {
+      exclusionMask = ctx.keep(
+        tf.tensor3d(sparseLocalBias(geo, null, null, null), [1, heads * geo.blocks * bs, geo.keys]),
+      );
+    }
+    return { geo, localBias, exclusionMask };
+  });
+  const globalBias =
+    ids === null
+      ? null
+      : ids.map((row) =>
+          ctx.keep(
+            tf.tensor2d(
+              globalRowsByToken(
+                sparseGlobalBias(groups[0]!, rp!.rel, known!.table, row),
+                heads,
+                global,
+                tokens,
+              ),
+              [global * heads, tokens],
+            ),
+          ),
+        );
   // 1 where channel c belongs to head h: [1, H, C].
   const headMask = new Float32Array(heads * hidden);
   for (let h = 0; h < heads; h++) headMask.fill(1, h * hidden + h * d, h * hidden + (h + 1) * d);
@@ -301,58 +315,84 @@ export function blockSparseAttentionHost(
     const qT = headMajor(tf.mul(arg(inputs, 0), scale), [0, 2, 3, 1], "q"); // [B, H, d, N]
     const kh = headMajor(arg(inputs, 1), [0, 2, 1, 3], "k"); // [B, H, N, d]
     const vh = headMajor(arg(inputs, 2), [0, 2, 1, 3], "v"); // [B, H, N, d]
-    const qBlocks = scratch.f32("qBlocks", count * d * bs);
-    const kBlocks = scratch.f32("kBlocks", count * keys * d);
-    const vBlocks = scratch.f32("vBlocks", count * keys * d);
-    fillBlocks(geo, qT, kh, vh, qBlocks, kBlocks, vBlocks);
 
     // Per-run bias when it could not be precomputed.
-    let lBias = localBias;
-    let gBias = globalBias;
-    if (rp !== null && lBias === null) {
-      const table = rp.table ?? readF32(arg(inputs, rp.tableInput));
+    let runIds: Int32Array[] | null = null;
+    let table: Float32Array | null = null;
+    if (rp !== null && ids === null) {
+      table = rp.table ?? readF32(arg(inputs, rp.tableInput));
       const tokenIdx = rp.tokenIdx ?? readI32(arg(inputs, rp.tableInput + 1));
-      const ids = allIds(node, rp, tokenIdx, tokens);
-      const data = scratch.f32("localBias", rp.idxRows * localPlane);
-      const index = scratch.i32("localIndex", blocks * bs * keys);
-      ids.forEach((row, i) => {
-        const out = data.subarray(i * localPlane, (i + 1) * localPlane);
-        sparseLocalBias(geo, rp.rel, table, row, out, index);
-      });
-      lBias = tf.tensor3d(data, [rp.idxRows, heads * blocks * bs, keys]);
-      gBias = ids.map((row) =>
-        tf.tensor2d(
-          globalRowsByToken(sparseGlobalBias(geo, rp.rel, table, row), heads, global, tokens),
-          [global * heads, tokens],
-        ),
-      );
+      runIds = allIds(node, rp, tokenIdx, tokens);
     }
 
-    // Local rows.
-    const blockLogits: tf.Tensor[] = [];
-    for (let i = 0; i < count; i++) {
-      const ki = tf.tensor2d(kBlocks.subarray(i * keys * d, (i + 1) * keys * d), [keys, d]);
-      const qi = tf.tensor2d(qBlocks.subarray(i * d * bs, (i + 1) * d * bs), [d, bs]);
-      blockLogits.push(tf.matMul(ki, qi));
-    }
-    // [B·H·M, Kk, bs] -> [B, H·M·bs, Kk]: rows (b, h, m, r), one device transpose.
-    const stacked = tf.reshape(tf.concat(blockLogits, 0), [count, keys, bs]);
-    let logits = tf.reshape(tf.transpose(stacked, [0, 2, 1]), [batch, heads * blocks * bs, keys]);
-    const bias = lBias ?? padMask;
-    if (bias !== null) logits = tf.add(logits, bias);
-    const p = readF32(tf.softmax(logits), scratch, "p");
-    const blockContexts: tf.Tensor[] = [];
-    for (let i = 0; i < count; i++) {
-      const pi = tf.tensor2d(p.subarray(i * bs * keys, (i + 1) * bs * keys), [bs, keys]);
-      const vi = tf.tensor2d(vBlocks.subarray(i * keys * d, (i + 1) * keys * d), [keys, d]);
-      blockContexts.push(tf.matMul(pi, vi));
-    }
-    const joined = tf.reshape(tf.concat(blockContexts, 0), [batch, heads, blocks * bs, d]);
-    let contextLocal = tf.reshape(tf.transpose(joined, [0, 2, 1, 3]), [batch, blocks * bs, hidden]);
+    // Local rows, a group at a time; each block's context kept at its (b, h, m).
+    const blockContexts: tf.Tensor[] = new Array(batch * heads * layerBlocks);
+    statics.forEach(({ geo, localBias, exclusionMask }, gi) => {
+      const { blocks, keys } = geo;
+      const count = batch * heads * blocks;
+      const qBlocks = scratch.f32(`qBlocks${gi}`, count * d * bs);
+      const kBlocks = scratch.f32(`kBlocks${gi}`, count * keys * d);
+      const vBlocks = scratch.f32(`vBlocks${gi}`, count * keys * d);
+      fillBlocks(geo, qT, kh, vh, qBlocks, kBlocks, vBlocks);
+      let bias = localBias ?? exclusionMask;
+      if (runIds !== null) {
+        const plane = localPlane(geo);
+        const data = scratch.f32(`localBias${gi}`, rp!.idxRows * plane);
+        const index = scratch.i32(`localIndex${gi}`, blocks * bs * keys);
+        runIds.forEach((row, i) => {
+          sparseLocalBias(
+            geo,
+            rp!.rel,
+            table,
+            row,
+            data.subarray(i * plane, (i + 1) * plane),
+            index,
+          );
+        });
+        bias = tf.tensor3d(data, [rp!.idxRows, heads * blocks * bs, keys]);
+      }
+      const blockLogits: tf.Tensor[] = [];
+      for (let i = 0; i < count; i++) {
+        const ki = tf.tensor2d(kBlocks.subarray(i * keys * d, (i + 1) * keys * d), [keys, d]);
+        const qi = tf.tensor2d(qBlocks.subarray(i * d * bs, (i + 1) * d * bs), [d, bs]);
+        blockLogits.push(tf.matMul(ki, qi));
+      }
+      // [B·H·Mb, Kk, bs] -> [B, H·Mb·bs, Kk]: rows (b, h, m, r), one device transpose.
+      const stacked = tf.reshape(tf.concat(blockLogits, 0), [count, keys, bs]);
+      let logits = tf.reshape(tf.transpose(stacked, [0, 2, 1]), [batch, heads * blocks * bs, keys]);
+      if (bias !== null) logits = tf.add(logits, bias);
+      const p = readF32(tf.softmax(logits), scratch, `p${gi}`);
+      for (let i = 0; i < count; i++) {
+        const pi = tf.tensor2d(p.subarray(i * bs * keys, (i + 1) * bs * keys), [bs, keys]);
+        const vi = tf.tensor2d(vBlocks.subarray(i * keys * d, (i + 1) * keys * d), [keys, d]);
+        const bh = Math.floor(i / blocks);
+        blockContexts[bh * layerBlocks + geo.queryBlocks[i % blocks]!] = tf.matMul(pi, vi);
+      }
+    });
+    const joined = tf.reshape(tf.concat(blockContexts, 0), [batch, heads, layerBlocks * bs, d]);
+    let contextLocal = tf.reshape(tf.transpose(joined, [0, 2, 1, 3]), [
+      batch,
+      layerBlocks * bs,
+      hidden,
+    ]);
     if (padRows > 0) contextLocal = tf.slice(contextLocal, [0, 0, 0], [batch, local, hidden]);
-    if (global === 0) return [contextLocal, tf.zeros([batch, heads, 0, tokens])];
 
     // Global rows.
+    const gBias =
+      globalBias ??
+      (runIds === null
+        ? null
+        : runIds.map((row) =>
+            tf.tensor2d(
+              globalRowsByToken(
+                sparseGlobalBias(groups[0]!, rp!.rel, table!, row),
+                heads,
+                global,
+                tokens,
+              ),
+              [global * heads, tokens],
+            ),
+          ));
     const contextsG: tf.Tensor[] = [];
     const probsG: tf.Tensor[] = [];
     const gh = global * heads;

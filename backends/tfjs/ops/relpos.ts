@@ -1,6 +1,6 @@
 import * as tf from "@tensorflow/tfjs-core";
 import { type Node, nodeLabel } from "../../../src/ir/graph.js";
-import { relPosPairs, type RelPosWindow } from "../../../src/ir/relpos.js";
+import { relPosCode, relPosLinear, type RelPosWindow } from "../../../src/ir/relpos.js";
 
 /**
  * The 3-D relative position bias (src/ir/relpos.ts), in a form that vectorises.
@@ -32,20 +32,13 @@ export class RelPos {
   readonly u: Int32Array;
 
   constructor(readonly window: RelPosWindow) {
-    const [tw, hw, ww] = window;
-    this.pairs = relPosPairs(window);
-    const sh = 2 * ww - 1;
-    const st = (2 * hw - 1) * sh;
-    this.k0 = (tw - 1) * st + (hw - 1) * sh + (ww - 1);
-    this.tokens = tw * hw * ww;
+    // The core's linear form of the index (src/ir/relpos.ts): U is its code, K0 its offset.
+    const lin = relPosLinear(window);
+    this.pairs = lin.clsToToken;
+    this.k0 = lin.offset;
+    this.tokens = lin.windowTokens;
     this.u = new Int32Array(this.tokens + 1);
-    const frame = hw * ww;
-    for (let o = 0; o < this.tokens; o++) {
-      const t = Math.floor(o / frame);
-      const h = Math.floor((o % frame) / ww);
-      const w = o % ww;
-      this.u[o + 1] = t * st + h * sh + w;
-    }
+    for (let o = 0; o < this.tokens; o++) this.u[o + 1] = relPosCode(lin, o);
   }
 
   /** Table row for query id a and key id c. */
@@ -114,8 +107,7 @@ export class RelPos {
   deviceFlatIndex(a: tf.Tensor, c: tf.Tensor, heads: number, head: tf.Tensor): tf.Tensor {
     const [, hw, ww] = this.window;
     const frame = hw * ww;
-    const sh = 2 * ww - 1;
-    const st = (2 * hw - 1) * sh;
+    const { rowStride: sh, frameStride: st } = relPosLinear(this.window);
     const u = (ids: tf.Tensor) => {
       const o = tf.sub(ids, tf.scalar(1, "int32"));
       const t = tf.floorDiv(o, tf.scalar(frame, "int32"));

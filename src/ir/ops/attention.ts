@@ -1,5 +1,5 @@
 import { ShapeError } from "../errors.js";
-import { layoutProblems, numBlocks } from "../pattern.js";
+import { layoutProblems, tokenProblems } from "../pattern.js";
 import { relPosTableRows } from "../relpos.js";
 import type { TensorType } from "../tensor.js";
 import type { OpDef } from "./def.js";
@@ -69,9 +69,13 @@ export const attention: OpDef<"attention"> = {
     }
     let next = 3;
     if (attrs.mask) {
-      const [mb, mk] = expectType("attention mask", inputs[next++]!, "f32", 2);
-      expectDim("attention mask batch", mb!, b!);
-      expectDim("attention mask length", mk!, nk!);
+      // [B, Nk] (one additive term per key, BERT's padding mask) or [B, Nq, Nk] (per pair).
+      const mask = inputs[next++]!;
+      const rank = mask.shape.length === 3 ? 3 : 2;
+      const dims = expectType("attention mask", mask, "f32", rank);
+      expectDim("attention mask batch", dims[0]!, b!);
+      if (rank === 3) expectDim("attention mask queries", dims[1]!, nq!);
+      expectDim("attention mask length", dims[rank - 1]!, nk!);
     }
     if (!(Number.isInteger(attrs.numCls) && attrs.numCls >= 0 && attrs.numCls <= nq!)) {
       throw new ShapeError(`attention numCls ${attrs.numCls} outside [0, ${nq}]`);
@@ -112,14 +116,10 @@ export const blockSparseAttention: OpDef<"blockSparseAttention"> = {
       throw new ShapeError(`pattern global tokens ${g} must be in [1, ${nq! - 1}]`);
     }
     expectPositiveInt("pattern block size", pattern.blockSize);
-    const expectedBlocks = numBlocks(nq! - g, pattern.blockSize);
-    if (pattern.layout.queryBlocks !== expectedBlocks) {
-      throw new ShapeError(
-        `pattern has ${pattern.layout.queryBlocks} query blocks but ${nq! - g} local tokens in blocks of ${pattern.blockSize} make ${expectedBlocks}`,
-      );
-    }
-    const problems = layoutProblems(pattern.layout, attrs.heads, attrs.padding);
+    const problems = layoutProblems(pattern.layout, attrs.heads, attrs.padding, pattern.blockSize);
     if (problems.length > 0) throw new ShapeError(`block layout: ${problems.join("; ")}`);
+    const mismatch = tokenProblems(pattern, nq! - g);
+    if (mismatch.length > 0) throw new ShapeError(`block pattern: ${mismatch.join("; ")}`);
     const expectedArity = 3 + (attrs.relPosBias ? 2 : 0);
     if (inputs.length !== expectedArity) {
       throw new ShapeError(

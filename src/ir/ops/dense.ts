@@ -10,6 +10,8 @@ function expectF32(what: string, dtype: string): void {
 export const linear: OpDef<"linear"> = {
   family: "dense",
   arity: [2, 3],
+  // Each row of x maps to one row of y; W and b are read whole.
+  perToken: { axes: "leading", carriers: [0] },
   infer: ([x, w, b]) => {
     expectF32("linear input", x!.dtype);
     if (x!.shape.length < 1) throw new ShapeError("linear input must have rank >= 1");
@@ -24,6 +26,7 @@ export const linear: OpDef<"linear"> = {
 const binary = (name: string): OpDef<"add" | "mul"> => ({
   family: "dense",
   arity: [2, 2],
+  perToken: { axes: "all", carriers: "all" },
   infer: ([a, b]) => {
     expectF32(`${name} lhs`, a!.dtype);
     expectF32(`${name} rhs`, b!.dtype);
@@ -37,6 +40,7 @@ export const mul: OpDef<"mul"> = binary("mul");
 export const gelu: OpDef<"gelu"> = {
   family: "dense",
   arity: [1, 1],
+  perToken: { axes: "all", carriers: "all" },
   infer: ([x]) => {
     expectF32("gelu input", x!.dtype);
     return [x!];
@@ -46,6 +50,8 @@ export const gelu: OpDef<"gelu"> = {
 export const layerNorm: OpDef<"layerNorm"> = {
   family: "dense",
   arity: [3, 3],
+  // Statistics over the last axis only; gamma and beta are read whole.
+  perToken: { axes: "leading", carriers: [0] },
   infer: ([x, gamma, beta], attrs) => {
     expectF32("layerNorm input", x!.dtype);
     const c = x!.shape.at(-1);

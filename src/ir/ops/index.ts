@@ -2,11 +2,12 @@ import { attention, blockSparseAttention } from "./attention.js";
 import type { OpTable } from "./def.js";
 import { add, gelu, layerNorm, linear, mul, reshape } from "./dense.js";
 import { meanTokens, patchEmbed, prependTokens } from "./embedding.js";
+import { quantizedLinear, weightScales } from "./quantized.js";
 import { constant, input, weight } from "./sources.js";
 import { additiveMask, embedding, l2Normalize, selectBatch, similarity, slice } from "./text.js";
 import { gather, tokenScores, topK } from "./tokens.js";
 
-export type { OpDef, OpTable } from "./def.js";
+export type { OpDef, OpTable, PerTokenFact } from "./def.js";
 export type { OpAttrs, OpFamily, OpKind, RelPosBiasAttrs } from "./types.js";
 
 /** The op table: every kind's family, arity and shape rule. */
@@ -31,6 +32,8 @@ export const OPS: OpTable = {
   similarity,
   selectBatch,
   slice,
+  weightScales,
+  quantizedLinear,
   tokenScores,
   topK,
   gather,

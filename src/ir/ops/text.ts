@@ -34,6 +34,7 @@ export const embedding: OpDef<"embedding"> = {
 export const additiveMask: OpDef<"additiveMask"> = {
   family: "dense",
   arity: [1, 1],
+  perToken: { axes: "all", carriers: "all" },
   infer: ([mask], attrs) => {
     const shape = expectType("additiveMask token mask", mask!, "i32", 2);
     expectFinite("additiveMask fill", attrs.fill);
@@ -45,6 +46,7 @@ export const additiveMask: OpDef<"additiveMask"> = {
 export const l2Normalize: OpDef<"l2Normalize"> = {
   family: "dense",
   arity: [1, 1],
+  perToken: { axes: "leading", carriers: [0] },
   infer: ([x], attrs) => {
     if (x!.dtype !== "f32")
       throw new ShapeError(`l2Normalize input must be f32, got ${formatType(x!)}`);

@@ -47,9 +47,9 @@ export interface OpAttrs {
   /**
    * Dense multi-head attention, softmax(q kᵀ / sqrt(d) + bias + mask) v per head.
    * Inputs: q [B, Nq, C], k [B, Nk, C], v [B, Nk, C], then, in this order and only when
-   * enabled by the attributes: mask [B, Nk] (additive), relative-position bias table
-   * [(2T-1)(2H-1)(2W-1)+3, H] and token index i32 [1|B, Nq - 1] (original positions of the
-   * local tokens). Outputs: context [B, Nq, C] and probabilities [B, H, R, Nk] with R =
+   * enabled by the attributes: mask [B, Nk] or [B, Nq, Nk] (additive, per key or per pair),
+   * relative-position bias table [(2T-1)(2H-1)(2W-1)+3, H] and token index i32 [1|B, Nq - 1]
+   * (original positions of the local tokens). Outputs: context [B, Nq, C] and probabilities [B, H, R, Nk] with R =
    * numCls rows ("cls") or all Nq rows ("all").
    */
   attention: {
@@ -92,6 +92,27 @@ export interface OpAttrs {
   selectBatch: Record<string, never>;
   /** Entries start..end-1 along `axis`: [.., D, ..] -> [.., end - start, ..]. */
   slice: { readonly axis: number; readonly start: number; readonly end: number };
+
+  // ---- reduced precision (quantize-linear; math in quantized.ts) ---------------------------------
+  /**
+   * Per-output-channel scales of a weight for symmetric int8: W f32 [out, in] -> f32 [out],
+   * s[o] = max_i |W[o, i]| / 127 (1 for an all-zero row). It reads only a weight, so backends
+   * compute it once, when the executable is created; it is a node so that the scales are a
+   * tensor of the printed graph, not a detail hidden in a backend.
+   */
+  weightScales: Record<string, never>;
+  /**
+   * y = x Wᵀ + b in 8-bit integers, as onnxruntime's dynamic quantisation computes it.
+   * Inputs x f32 [..., in], W f32 [out, in], s f32 [out] (weightScales of W), optional
+   * b f32 [out]; rne = round half to even, float32 arithmetic:
+   *   weights      q[o, i] = clamp(rne(W[o, i] / s[o]), -127, 127)     (symmetric, per channel)
+   *   activations  lo = min(0, min x), hi = max(0, max x), sx = (hi - lo) / 255 (1 if hi = lo),
+   *                zx = rne(clamp(-lo / sx, 0, 255)), u = clamp(rne(x / sx) + zx, 0, 255)
+   *                (asymmetric uint8, one scale for the whole tensor, found at run time)
+   *   output       y[.., o] = f32(Σ_i (u[.., i] - zx) · q[o, i]) · (sx · s[o]) + b[o]
+   * The integer sums are exact. Not per-token: the activation scale spans every row.
+   */
+  quantizedLinear: Record<string, never>;
 
   // ---- token selection (node sparsity) ---------------------------------------------------------
   /** Mean over heads of probs[:, :, row, skip:]: [B, H, R, K] -> [B, K - skip]. */

@@ -3,6 +3,7 @@ import type { FlagSpec } from "../../config/flags.js";
 import { bool, int, intList, keepRate, number, oneOf } from "../../config/schema.js";
 import { PADDING_MODES } from "../../ir/pattern.js";
 import type { BeitConfig, SparsityConfig, VisionModelSpec } from "../config.js";
+import { PRECISIONS } from "../precision.js";
 import { TOKEN_ORDER_KINDS } from "../token-order.js";
 
 /**
@@ -52,6 +53,7 @@ export const visionSpecSchema: z.ZodType<VisionModelSpec> = z.strictObject({
   frames: int(1, MAX_FRAMES),
   batch: int(1, MAX_BATCH),
   sparsity: sparsitySchema,
+  precision: oneOf(PRECISIONS).optional(),
 });
 
 /** The vision encoder's command-line flags (paths relative to a VisionModelSpec). */
@@ -133,6 +135,14 @@ export const VISION_FLAGS: readonly FlagSpec[] = [
     kind: "choice",
     values: TOKEN_ORDER_KINDS,
     help: "none | zcurve | hilbert",
+  },
+  {
+    flag: "--precision",
+    placeholder: "<p>",
+    path: "precision",
+    kind: "choice",
+    values: PRECISIONS,
+    help: "linear layers in fp32 (default) or int8 (onnx: integer kernels; tfjs, gpujs: emulated)",
   },
   {
     flag: "--layers",

@@ -2,8 +2,11 @@
  * sprig's C block-sparse attention kernel, as the N-API addon and as WebAssembly, against
  * the reference kernel on seeded random problems: random layouts (per head or shared),
  * including rows that read a block twice (padding "reference", the reference's
- * duplicated-block softmax; such rows may be wider than M), both padding modes, with and without a 3-D relative position bias, several global
- * tokens, batch 1-2, head widths on and off the kernel's vector width.
+ * duplicated-block softmax; such rows may be wider than M), both padding modes, with and
+ * without a 3-D relative position bias, several global tokens, batch 1-2, head widths on and
+ * off the kernel's vector width; and ragged layouts (rows of 0 to 6 blocks in any order) with
+ * partial blocks (random token masks, block sizes past 32 so that masks span two words),
+ * which the kernel runs as they are, never densified.
  *
  * The kernels are built at install time (backends/native/build.ts). Where they are not
  * built the tests skip, unless SPRIG_REQUIRE_NATIVE=1 (CI), which turns that into a failure.
@@ -13,15 +16,18 @@ import { join } from "node:path";
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { NATIVE_DIR } from "../../../backends/native/paths.js";
+import { bsaCall } from "../../../backends/native/args.js";
 import { nativeBlockSparseAttention, nativeStatus } from "../../../backends/native/index.js";
 import { WasmBlockSparseAttention } from "../../../backends/native/wasm.js";
 import { blockSparseAttention as referenceKernel } from "../../../backends/reference/kernels/attention.js";
 import { GraphBuilder } from "../../../src/ir/builder.js";
 import type { Node, TensorRef } from "../../../src/ir/graph.js";
-import type { BlockLayout, PaddingMode } from "../../../src/ir/pattern.js";
+import { type BlockLayout, type PaddingMode, partialCount } from "../../../src/ir/pattern.js";
 import { relPosTableRows } from "../../../src/ir/relpos.js";
 import { type HostTensor, i32Tensor } from "../../../src/ir/tensor.js";
+import { window3dLayout } from "../../../src/patterns/window3d.js";
 import { maxAbsDiff, permutation, randomTensor, rng } from "../../models/support.js";
+import { randomRaggedLayout } from "../../properties/ragged-layouts.js";
 
 const REQUIRED = process.env.SPRIG_REQUIRE_NATIVE === "1";
 const WASM_PATH = join(NATIVE_DIR, "sprig_bsa.wasm");
@@ -50,6 +56,8 @@ interface Case {
   readonly padding: PaddingMode;
   /** Rows drawn with replacement (some block read twice); implies padding "reference". */
   readonly repeats: boolean;
+  /** A ragged layout with partial blocks (randomRaggedLayout) instead of a fixed one. */
+  readonly ragged: boolean;
   readonly seed: number;
 }
 
@@ -110,9 +118,19 @@ function problem(c: Case): { node: Node<"blockSparseAttention">; inputs: HostTen
     pattern: {
       globalTokens: c.globals,
       blockSize: c.blockSize,
-      layout: c.repeats
-        ? repeatingLayout(blocks, c.width + 1, c.perHead ? c.heads : 1, c.seed + 6)
-        : randomLayout(blocks, Math.min(c.width, blocks), c.perHead ? c.heads : 1, c.seed + 6),
+      layout: c.ragged
+        ? randomRaggedLayout({
+            blocks,
+            blockSize: c.blockSize,
+            local: c.local,
+            layoutHeads: c.perHead ? c.heads : 1,
+            maxWidth: c.width + 2,
+            repeats: c.repeats,
+            seed: c.seed + 6,
+          }).layout
+        : c.repeats
+          ? repeatingLayout(blocks, c.width + 1, c.perHead ? c.heads : 1, c.seed + 6)
+          : randomLayout(blocks, Math.min(c.width, blocks), c.perHead ? c.heads : 1, c.seed + 6),
       origin: { kind: "custom", label: "random" },
     },
     padding: c.padding,
@@ -136,6 +154,7 @@ const cases = fc
     perHead: fc.boolean(),
     padding: fc.constantFrom<PaddingMode>("reference", "masked"),
     repeats: fc.boolean(),
+    ragged: fc.constant(false),
     seed: fc.integer({ min: 0, max: 1_000_000 }),
   })
   .map(
@@ -149,11 +168,38 @@ const cases = fc
     }),
   );
 
+/** Ragged layouts with partial blocks; block sizes up to 40 (two mask words per row). */
+const raggedCases = fc
+  .record({
+    batch: fc.integer({ min: 1, max: 2 }),
+    heads: fc.constantFrom(1, 2, 3),
+    headDim: fc.constantFrom(1, 3, 8, 16, 20),
+    globals: fc.integer({ min: 1, max: 2 }),
+    local: fc.integer({ min: 1, max: 90 }),
+    blockSize: fc.integer({ min: 1, max: 40 }),
+    width: fc.integer({ min: 0, max: 4 }),
+    relPos: fc.boolean(),
+    batchedIndex: fc.boolean(),
+    perHead: fc.boolean(),
+    padding: fc.constantFrom<PaddingMode>("reference", "masked"),
+    repeats: fc.boolean(),
+    ragged: fc.constant(true),
+    seed: fc.integer({ min: 0, max: 1_000_000 }),
+  })
+  .map(
+    (s): Case => ({
+      ...s,
+      globals: s.relPos ? 1 : s.globals,
+      tokenBatch: s.batchedIndex ? s.batch : 1,
+      padding: s.repeats ? "reference" : s.padding,
+    }),
+  );
+
 type Run = (node: Node<"blockSparseAttention">, inputs: HostTensor[]) => HostTensor[];
 
-function expectMatchesReference(run: Run): void {
+function expectMatchesReference(run: Run, arbitrary: fc.Arbitrary<Case> = cases): void {
   fc.assert(
-    fc.property(cases, (c) => {
+    fc.property(arbitrary, (c) => {
       const { node, inputs } = problem(c);
       const want = referenceKernel(node, inputs);
       const got = run(node, inputs);
@@ -180,6 +226,7 @@ const SVITT_LIKE: Case = {
   perHead: false,
   padding: "reference",
   repeats: false,
+  ragged: false,
   seed: 11,
 };
 
@@ -195,6 +242,24 @@ describe("native block-sparse attention kernel (N-API addon)", () => {
         expectMatchesReference((node, inputs) => nativeBlockSparseAttention(node, inputs, threads));
       });
     }
+
+    for (const threads of [1, 3]) {
+      it(`matches on ragged layouts with partial blocks, ${threads} thread${threads === 1 ? "" : "s"}`, () => {
+        expectMatchesReference(
+          (node, inputs) => nativeBlockSparseAttention(node, inputs, threads),
+          raggedCases,
+        );
+      });
+    }
+
+    it("matches on a ragged layout at SViTT's block shape (64-wide heads, block 56)", () => {
+      const { node, inputs } = problem({ ...SVITT_LIKE, local: 400, width: 5, ragged: true });
+      expect(node.attrs.pattern.layout.entryMask?.some((k) => k >= 0)).toBe(true);
+      const want = referenceKernel(node, inputs);
+      const got = nativeBlockSparseAttention(node, inputs, 2);
+      expect(maxAbsDiff(got[0]!.data, want[0]!.data)).toBeLessThanOrEqual(ATOL);
+      expect(maxAbsDiff(got[1]!.data, want[1]!.data)).toBeLessThanOrEqual(ATOL);
+    });
 
     it("matches at SViTT's block shape (64-wide heads, block 56)", () => {
       const { node, inputs } = problem(SVITT_LIKE);
@@ -238,6 +303,31 @@ describe("native block-sparse attention kernel (N-API addon)", () => {
   });
 });
 
+describe("the kernel's arguments", () => {
+  it("carry a 3-D window's ragged rows and partial blocks as they are (nothing densified)", () => {
+    // 4 frames of 14 x 14 tokens, a 3 x 7 x 7 window in blocks of 56.
+    const layout = window3dLayout({ grid: [4, 14, 14], kernel: [3, 7, 7] }, 56, 784, "test");
+    const b = new GraphBuilder("window");
+    const type = { dtype: "f32", shape: [1, 785, 8] } as const;
+    const refs = [b.input("q", type), b.input("k", type), b.input("v", type)];
+    const [context] = b.add("blockSparseAttention", refs, {
+      heads: 2,
+      pattern: { globalTokens: 1, blockSize: 56, layout, origin: { kind: "custom", label: "w" } },
+      padding: "masked",
+      relPosBias: null,
+    });
+    const node = b.build().nodes[context!.node] as Node<"blockSparseAttention">;
+    const inputs = [1, 2, 3].map((seed) => randomTensor([1, 785, 8], seed, 1));
+    const call = bsaCall(node, inputs, "test");
+    expect(call.keyBlock.length).toBe(layout.blocks.length);
+    expect(call.keyBlock.length).toBeLessThan(call.blocks * call.blocks);
+    expect(call.maxWidth).toBeLessThan(call.blocks);
+    expect(Array.from(call.rowStart)).toEqual(Array.from(layout.rowStart!));
+    expect(call.maskCount).toBeGreaterThan(0);
+    expect(call.entryMask.filter((k) => k >= 0).length).toBe(partialCount(layout));
+  });
+});
+
 describe("WebAssembly block-sparse attention kernel", () => {
   it("is built here (or the tests below are skipped)", () => {
     if (REQUIRED) expect(wasmBytes, `${WASM_PATH} missing`).not.toBeNull();
@@ -247,6 +337,7 @@ describe("WebAssembly block-sparse attention kernel", () => {
     it("matches on random problems, reusing one instance (its memory grows as needed)", async () => {
       const kernel = await WasmBlockSparseAttention.instantiate(wasmBytes!);
       expectMatchesReference((node, inputs) => kernel.run(node, inputs));
+      expectMatchesReference((node, inputs) => kernel.run(node, inputs), raggedCases);
       const { node, inputs } = problem(SVITT_LIKE);
       const want = referenceKernel(node, inputs);
       const got = kernel.run(node, inputs);

@@ -67,10 +67,12 @@ describe("onnx memory arena", () => {
   it("is turned off by the auto policy when several nodes hold large tensors, not for one", () => {
     const graph = (frames: number, variant: "svitt" | "dense") =>
       compileVision(visionPreset(frames, variant)).graph;
-    // 12 dense layers with 472 MB logits each; SViTT 64 frames: in the four layers before
-    // the first drop, fc1 and GELU ([12545, 3072]) and the block logits ([12, 12544, 225]).
+    // 12 dense layers with 472 MB logits each; SViTT 64 frames: the block logits
+    // ([12, 12544, 225]) of the four layers up to the first drop, and fc1 and GELU
+    // ([12545, 3072]) of the three before it (the drop layer's FFN runs on the 1 + 6272 kept
+    // tokens: sink-token-selection).
     expect(largeTensorNodes(graph(16, "dense"))).toBeGreaterThanOrEqual(12);
-    expect(largeTensorNodes(graph(64, "svitt"))).toBe(12);
+    expect(largeTensorNodes(graph(64, "svitt"))).toBe(10);
     expect(usesMemoryArena(graph(16, "dense"))).toBe(false);
     expect(usesMemoryArena(graph(64, "svitt"))).toBe(false);
     expect(usesMemoryArena(graph(8, "svitt"))).toBe(true);
