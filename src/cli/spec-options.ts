@@ -1,6 +1,6 @@
 import { totalmem } from "node:os";
 import type { Command } from "commander";
-import { applyFlags, type FlagSpec, parseByteSize } from "../config/flags.js";
+import { applyFlags, type FlagSpec, parseByteSize, parseFlagValue } from "../config/flags.js";
 import { getPath, isPlainObject, mergeConfig } from "../config/merge.js";
 import { int, parseConfig } from "../config/schema.js";
 import { readTextFile } from "../io/files.js";
@@ -135,13 +135,7 @@ function presetKnob(
   const flag = model.flags.find((f) => f.path === path);
   const fromFlag = flag === undefined ? undefined : flags[attributeOf(flag.flag)];
   const value =
-    typeof fromFlag === "string"
-      ? (
-          applyFlags({}, [{ ...flag!, path: "value" }], { [flag!.flag]: fromFlag }) as {
-            value: unknown;
-          }
-        ).value
-      : getPath(file, path);
+    typeof fromFlag === "string" ? parseFlagValue(flag!, fromFlag) : getPath(file, path);
   return value === undefined ? undefined : parseConfig(int(1, max), value, path);
 }
 

@@ -20,6 +20,7 @@ import type { ModelDefinition } from "../../src/models/definition.js";
 import { type FusionModelSpec, visionOutputTokens } from "../../src/models/fusion/index.js";
 import { MODELS } from "../../src/models/index.js";
 import { initWeights } from "../../src/models/init.js";
+import { visionPreset } from "../../src/models/presets.js";
 import type { RetrievalModelSpec } from "../../src/models/retrieval/index.js";
 import type { TextModelSpec } from "../../src/models/text/index.js";
 import type { TokenOrderKind } from "../../src/models/token-order.js";
@@ -196,7 +197,28 @@ function visionGraphs(
   }));
 }
 
+/**
+ * The released SViTT preset at 1 and 2 frames: BEiT-base's token counts, block 56, local 1
+ * + random 3, the curriculum's drops (none for one image; after 3, 6, 9 at 2 frames, where
+ * layers 10-11 have 3 blocks and rows repeat a block as the reference does), at a narrow
+ * width so that every backend runs the 12 layers quickly. Its patterns are the preset's.
+ */
+function presetAtFrames(frames: number): VisionModelSpec {
+  const preset = visionPreset(frames);
+  return {
+    ...preset,
+    model: { ...preset.model, hiddenSize: 48, numHeads: 4, intermediateSize: 96 },
+  };
+}
+
 export const PARITY_GRAPHS: readonly ParityGraph[] = [
+  ...[1, 2].map((frames) => ({
+    name: `vision: the SViTT preset's pattern at ${frames} frame${frames === 1 ? "" : "s"}`,
+    blockSparse: true,
+    tokenSelection: frames > 1,
+    build: () =>
+      seeded(MODELS.vision, presetAtFrames(frames), { weights: 21, inputs: 22 + frames }, false),
+  })),
   ...visionGraphs(ONNX_GRAPHS, "vision: ", { weights: 3, inputs: 4 }, false),
   ...visionGraphs(TFJS_GRAPHS, "vision with diagnostics: ", { weights: 1, inputs: 2 }, true),
   ...visionGraphs(GPUJS_GRAPHS, "vision: ", { weights: 7, inputs: 7 }, false),
