@@ -3,7 +3,7 @@
  * results as JSON in bench/results/ (one file per benny suite, plus summary.json) and a
  * markdown report in bench/results/summary.md, also printed.
  *
- *   npm run bench -- [--suites compile,matmul,attention,encoder,sink,precision,retrieval,scale,browser]
+ *   npm run bench -- [--suites compile,matmul,attention,encoder,sink,precision,retrieval,throughput,scale,browser]
  *                    [--backends onnx,tfjs-wasm,...] [--frames 4,8,16] [--quick]
  *
  * Defaults: all suites; attention on onnx, tfjs-wasm, tfjs-cpu and gpujs at 4, 8 and 16
@@ -13,9 +13,12 @@
  * 22 minutes in all on the 2-core project machine); scale on onnx; browser: gpujs and
  * tfjs-webgl in headless Chromium at 4, 8 and 16 frames; sink (SViTT with and without
  * sink-token-selection) and precision (int8 against fp32: speed, accuracy on seeded clips,
- * retrieval ranking agreement) on onnx at 8 and 16 frames. --quick: 4 and 8 frames, two
- * samples per case, one retrieval job of 4 clips x 4 captions per variant, no scale or
- * browser suite.
+ * retrieval ranking agreement) on onnx at 8 and 16 frames; throughput (clips per second at
+ * batch 1, 4 and 8, decoding real videos overlapped with the encoder, the whole retrieve,
+ * the onnx staged path explained; bench/throughput.bench.ts) on onnx and tfjs-wasm at 8
+ * frames, about 20 minutes. --quick: 4 and 8 frames, two samples per case, one retrieval
+ * job of 4 clips x 4 captions per variant, throughput with 2 rounds and 4 videos at batch 1
+ * and 4, no scale or browser suite.
  */
 import { mkdir, writeFile } from "node:fs/promises";
 import { parseArgs } from "node:util";
@@ -31,6 +34,7 @@ import { benchPrecision, precisionSection } from "./precision.bench.js";
 import { benchRetrieval, retrievalSection } from "./retrieval.bench.js";
 import { benchScale, SCALE_RSS_LIMIT_MB, scaleTable } from "./scale.bench.js";
 import { benchSink, sinkTable } from "./sink.bench.js";
+import { benchThroughput, throughputSection } from "./throughput.bench.js";
 
 const SUITES = [
   "compile",
@@ -40,6 +44,7 @@ const SUITES = [
   "sink",
   "precision",
   "retrieval",
+  "throughput",
   "scale",
   "browser",
 ] as const;
@@ -209,6 +214,19 @@ if (has("retrieval")) {
     "Speed-up = dense time / SViTT time; MAC ratio = dense MACs / SViTT MACs (from the compiled cost reports). The text encoder is one graph for both variants, measured once. k 128 covers every candidate, so the job reranks every pair with ITM, each once.",
     ...skippedNote(skipped),
     detail(results.map((r) => r.summary)),
+  );
+}
+if (has("throughput")) {
+  const { ready, skipped } = await availableBackends(backendList(["onnx", "tfjs-wasm"]));
+  const result = await benchThroughput(
+    ready,
+    quick ? { rounds: 2, videos: 4, jobRounds: 1, jobBatches: [1, 4] } : {},
+  );
+  json.throughput = result;
+  section(
+    "Throughput: clips per second, decoding overlapped with the encoder",
+    ...throughputSection(result),
+    ...skippedNote(skipped),
   );
 }
 if (has("scale")) {

@@ -6,6 +6,8 @@ import type { PaddingMode } from "../src/ir/pattern.js";
 import type { SparsityConfig } from "../src/models/config.js";
 import type { ModelSparsity } from "../src/models/definition.js";
 import type { Pass } from "../src/pass-manager.js";
+import type { Pattern } from "../src/patterns/language.js";
+import { parsePattern } from "../src/patterns/library/index.js";
 import { analyzeCost } from "./analyze-cost.js";
 import { eliminateDeadCode } from "./eliminate-dead-code.js";
 import { pruneTokens } from "./prune-tokens.js";
@@ -13,7 +15,7 @@ import { pruneVisualTokens } from "./prune-visual-tokens.js";
 import { quantizeLinear } from "./quantize-linear.js";
 import { reorderTokens } from "./reorder-tokens.js";
 import { sinkTokenSelection } from "./sink-token-selection.js";
-import { sparsifyAttention } from "./sparsify-attention.js";
+import { type PatternSource, sparsifyAttention } from "./sparsify-attention.js";
 
 export interface VisionPipelineOptions {
   readonly sparsity: SparsityConfig;
@@ -21,6 +23,8 @@ export interface VisionPipelineOptions {
   readonly globalTokens: number;
   /** Explicit random blocks per layer (conformance cases); seeded draws elsewhere. */
   readonly randomBlocks?: ReadonlyMap<number, readonly (readonly number[])[]>;
+  /** A pattern of the language in place of the spec's (see ModelPipelineOptions). */
+  readonly attentionPattern?: Pattern;
 }
 
 /** The SViTT vision pipeline; with a dense SparsityConfig it only cleans up and costs. */
@@ -31,6 +35,13 @@ export function visionPipeline(options: VisionPipelineOptions): Pass[] {
 export interface ModelPipelineOptions {
   /** Explicit random blocks per vision layer (conformance cases); seeded draws elsewhere. */
   readonly randomBlocks?: ReadonlyMap<number, readonly (readonly number[])[]>;
+  /**
+   * A pattern of the language (src/patterns/language.ts) for the vision encoder's attention
+   * in place of the spec's pattern, for patterns a spec string cannot name (a user's own
+   * predicates); the spec's blockSize, seed, perHead and padding still apply, and its
+   * attention must be on.
+   */
+  readonly attentionPattern?: Pattern;
 }
 
 /**
@@ -44,6 +55,7 @@ export function modelPipeline(sparsity: ModelSparsity, options: ModelPipelineOpt
       ...visionSparsityPasses({
         ...sparsity.vision,
         ...(options.randomBlocks ? { randomBlocks: options.randomBlocks } : {}),
+        ...(options.attentionPattern ? { attentionPattern: options.attentionPattern } : {}),
       }),
     );
   }
@@ -96,20 +108,34 @@ function visionSparsityPasses(options: VisionPipelineOptions): Pass[] {
   if (sparsity.attention !== null) {
     const a = sparsity.attention;
     const padding: PaddingMode = a.padding;
-    passes.push(
-      sparsifyAttention({
-        pattern: {
-          kind: "svitt",
-          blockSize: a.blockSize,
-          local: a.local,
-          random: a.random,
-          seed: a.seed,
-          perHead: a.perHead,
-          ...(options.randomBlocks ? { randomBlocks: options.randomBlocks } : {}),
-        },
-        padding,
-      }),
-    );
+    // 3a. A pattern spec (the pattern language) in place of SViTT's local + random blocks.
+    const language =
+      options.attentionPattern ??
+      (a.pattern === undefined
+        ? undefined
+        : parsePattern(a.pattern, "sparsity.attention.pattern", {
+            svitt: { local: a.local, random: a.random },
+          }));
+    const pattern: PatternSource =
+      language === undefined
+        ? {
+            kind: "svitt",
+            blockSize: a.blockSize,
+            local: a.local,
+            random: a.random,
+            seed: a.seed,
+            perHead: a.perHead,
+            ...(options.randomBlocks ? { randomBlocks: options.randomBlocks } : {}),
+          }
+        : {
+            kind: "pattern",
+            blockSize: a.blockSize,
+            pattern: language,
+            seed: a.seed,
+            perHead: a.perHead,
+            grid: options.window,
+          };
+    passes.push(sparsifyAttention({ pattern, padding }));
   }
   return passes;
 }

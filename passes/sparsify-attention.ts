@@ -8,9 +8,16 @@
  *
  * Declines: cross-attention and text attention (masked, or all-row probabilities), and
  * layers not listed. Patterns come from the SViTT rule (local + seeded random blocks, or
- * explicit random blocks per layer as in the conformance cases) or from a user function,
- * whose layout may be fixed or ragged with partial blocks (a token predicate compiled by
- * src/patterns/predicate.ts, e.g. the 3-D window of src/patterns/window3d.ts).
+ * explicit random blocks per layer as in the conformance cases), from the pattern language
+ * (src/patterns/language.ts: a predicate over token coordinates, compiled here for each
+ * layer's own token count; the library is src/patterns/library/), or from a user function
+ * returning a layout, fixed or ragged with partial blocks.
+ *
+ * Token coordinates for the language come from the graph: the clip grid (the `grid`
+ * option) and the encoder's token index constant (the raster order, or reorder-tokens'
+ * curve order). A layer with as many local tokens as that index has them exactly; a layer
+ * after a token drop gets the spread coordinates the language documents, or an error with
+ * `exactCoordinatesOnly`.
  *
  * Each layer's layout is checked for the padding mode it will run under: with padding
  * "reference" a layer left with fewer non-local blocks than random ones (after token drops:
@@ -22,10 +29,11 @@
  * conformance tolerances. Run it after prune-tokens when both are used.
  */
 import { ConfigError } from "../src/ir/errors.js";
-import { isOp } from "../src/ir/graph.js";
+import { type Graph, isOp } from "../src/ir/graph.js";
 import type { AttentionPattern, BlockLayout, PaddingMode } from "../src/ir/pattern.js";
 import { rewriteGraph } from "../src/ir/rewrite.js";
 import type { Pass } from "../src/pass-manager.js";
+import { compilePattern, layerLabel, layerTokens, type Pattern } from "../src/patterns/language.js";
 import { svittPattern } from "../src/patterns/layouts.js";
 
 /** What a custom pattern function is told about the attention node it replaces. */
@@ -53,6 +61,20 @@ export type PatternSource =
       readonly blockSize: number;
       readonly label: string;
       readonly layout: (site: AttentionSite) => BlockLayout;
+    }
+  | {
+      /** A pattern of the language (src/patterns/language.ts; library specs: parsePattern). */
+      readonly kind: "pattern";
+      readonly blockSize: number;
+      readonly pattern: Pattern;
+      /** Seed of the pattern's random blocks; each layer draws from its own stream. */
+      readonly seed: number;
+      /** Random blocks drawn per head. */
+      readonly perHead: boolean;
+      /** The clip's token grid (T, Hp, Wp); without it only order patterns compile. */
+      readonly grid?: readonly [number, number, number];
+      /** Refuse t, y, x patterns after a token drop instead of spreading coordinates. */
+      readonly exactCoordinatesOnly?: boolean;
     };
 
 export interface SparsifyAttentionOptions {
@@ -62,12 +84,67 @@ export interface SparsifyAttentionOptions {
   readonly layers?: readonly number[];
 }
 
+/** The layer-0 token order the graph's token index constant holds, if it has one. */
+function tokenOrderOf(graph: Graph): Int32Array | null {
+  const index = graph.nodes.find((n) => n.role === "tokenIndex");
+  if (index === undefined || !isOp(index, "constant")) return null;
+  const { value } = index.attrs;
+  if (value.shape[0] !== 1 || !(value.data instanceof Int32Array)) return null;
+  return value.data;
+}
+
+/**
+ * Patterns of the language by token count: one without random blocks compiles once per
+ * token count (layers 0-3, 4-6, ... of SViTT's drops share theirs).
+ */
+type LayoutCache = Map<string, AttentionPattern>;
+
+function languagePattern(
+  source: Extract<PatternSource, { kind: "pattern" }>,
+  site: AttentionSite,
+  padding: PaddingMode,
+  order: Int32Array | null,
+  where: string,
+  cache: LayoutCache,
+): AttentionPattern {
+  const context = {
+    localTokens: site.localTokens,
+    blockSize: source.blockSize,
+    heads: site.heads,
+    tokens: layerTokens(site.localTokens, source.grid ?? null, order),
+    seed: source.seed,
+    stream: `attention/layer${site.layer ?? site.nodeName}`,
+    perHeadRandom: source.perHead,
+    padding,
+    where,
+  };
+  const options = { exactCoordinatesOnly: source.exactCoordinatesOnly === true };
+  const key = `${site.localTokens}/${site.heads}/${site.globalTokens}${source.pattern.seeded === true ? `/${context.stream}` : ""}`;
+  // One pattern object per key, so the attention plan (memoised per pattern) is shared too.
+  let known = cache.get(key);
+  if (known === undefined) {
+    known = {
+      globalTokens: site.globalTokens,
+      blockSize: source.blockSize,
+      layout: compilePattern(source.pattern, context, options),
+      origin: { kind: "custom", label: layerLabel(source.pattern, context) },
+    };
+    cache.set(key, known);
+  }
+  return known;
+}
+
 function patternFor(
   source: PatternSource,
   site: AttentionSite,
   padding: PaddingMode,
+  order: Int32Array | null,
+  cache: LayoutCache,
 ): AttentionPattern {
   const where = `layer ${site.layer ?? "?"} (${site.localTokens} local tokens)`;
+  if (source.kind === "pattern") {
+    return languagePattern(source, site, padding, order, where, cache);
+  }
   if (source.kind === "custom") {
     return {
       globalTokens: site.globalTokens,
@@ -99,9 +176,11 @@ export function sparsifyAttention(options: SparsifyAttentionOptions): Pass {
   return {
     name: "sparsify-attention",
     description:
-      "replace dense self-attention by block-sparse attention (CLS global + local + random blocks)",
+      "replace dense self-attention by block-sparse attention (SViTT's blocks, or a pattern)",
     run(graph) {
       const layers = options.layers === undefined ? null : new Set(options.layers);
+      const order = tokenOrderOf(graph);
+      const cache: LayoutCache = new Map();
       let replaced = 0;
       const result = rewriteGraph(graph, (node, { builder, inputs }) => {
         if (!isOp(node, "attention")) return undefined;
@@ -126,7 +205,7 @@ export function sparsifyAttention(options: SparsifyAttentionOptions): Pass {
           inputs,
           {
             heads: attrs.heads,
-            pattern: patternFor(options.pattern, site, options.padding),
+            pattern: patternFor(options.pattern, site, options.padding, order, cache),
             padding: options.padding,
             relPosBias: attrs.relPosBias,
           },

@@ -13,6 +13,7 @@ export type {
   CompileOptions as BackendCompileOptions,
   Executable,
 } from "../backends/backend.js";
+export { type StagedProfile, stagedProfile } from "../backends/onnx/profile.js";
 export {
   BACKEND_NAMES,
   type BackendChoices,
@@ -61,6 +62,26 @@ export {
 } from "./api/compile.js";
 export { type CaseResult, runCase } from "./api/conformance.js";
 export {
+  candidateFromExport,
+  type ExploreCandidate,
+  type ExploreOptions,
+  type ExploreResult,
+  type ExploreRow,
+  explore,
+  exploreScene,
+  formatExploreTable,
+} from "./api/explore.js";
+export {
+  type LayerPattern,
+  layerPatternScene,
+  layerPatterns,
+  patternAtLayer,
+  pictureFormat,
+  withAttentionPattern,
+  writePicture,
+} from "./api/patterns.js";
+export { type HtmlReportOptions, htmlReport } from "./api/report-html.js";
+export {
   type RetrievalPlan,
   type RetrieveOptions,
   type RetrieveResult,
@@ -103,6 +124,7 @@ export { type EncodedTexts, encode as tokenize } from "./inputs/tokenizer.js";
 export {
   type PreprocessedVideo,
   type PreprocessOptions,
+  type PreprocessTimings,
   preprocessVideo,
   probeVideo,
   type VideoInfo,
@@ -165,6 +187,7 @@ export {
   type PipelineResult,
   runPasses,
 } from "./pass-manager.js";
+export * from "./patterns/index.js";
 export {
   customLayout,
   denseLayout,
@@ -172,6 +195,10 @@ export {
   svittLayout,
   svittPattern,
 } from "./patterns/layouts.js";
+export { type KeptTokensOptions, keptTokensRaster, keptTokensSize } from "./pictures/frames.js";
+export * from "./pictures/index.js";
+export { encodePng, type Raster, rasterize, renderPng } from "./pictures/png.js";
+export { type ReportPage, reportPage } from "./pictures/report-page.js";
 export { formatCostTable } from "./report.js";
 export {
   bindWeightFile,

@@ -1,6 +1,6 @@
 import { BackendError } from "../../src/ir/errors.js";
 import { type Graph, graphInputs, type Node, refKey, type TensorRef } from "../../src/ir/graph.js";
-import type { HostTensor } from "../../src/ir/tensor.js";
+import { type HostTensor, numElements } from "../../src/ir/tensor.js";
 import { checkInputs } from "../../src/runtime/inputs.js";
 import { bindWeights, type WeightStore } from "../../src/runtime/weights.js";
 import { analyzeCost } from "../../src/cost.js";
@@ -8,8 +8,16 @@ import type { Availability, Backend, CompileOptions, Executable } from "../backe
 import { nativeBlockSparseAttention, nativeStatus } from "../native/index.js";
 import { buildOnnxModel, type OnnxBuildOptions, usesMemoryArena } from "./model.js";
 import { OnnxGraphWriter, OPSET } from "./proto.js";
+import { recordStagedProfile, type StagedProfile } from "./profile.js";
 import { splitGraph } from "./segments.js";
-import { createSession, DEFAULT_THREADS, fromOrt, loadOrt, toOrt } from "./session.js";
+import {
+  createSession,
+  DEFAULT_THREADS,
+  fromOrt,
+  loadOrt,
+  profilePrefix,
+  toOrt,
+} from "./session.js";
 
 export { LOWERINGS, type Lowering, type LowerContext } from "./lower.js";
 export {
@@ -21,6 +29,7 @@ export {
   type OnnxBuildOptions,
   usesMemoryArena,
 } from "./model.js";
+export { type StagedProfile, stagedProfile } from "./profile.js";
 export { IR_VERSION, OPSET } from "./proto.js";
 
 /**
@@ -87,7 +96,7 @@ async function openModel(
     build.memoryArena === undefined || build.memoryArena === "auto"
       ? usesMemoryArena(graph)
       : build.memoryArena === "on";
-  const session = await createSession(model, threads, arena, spinning);
+  const session = await createSession(model, threads, arena, spinning, profilePrefix(graph.name));
   const inputs = graphInputs(graph).map((node) => node.attrs.name);
   const outputs = graph.outputs.map(({ name, ref }) => ({
     name,
@@ -151,7 +160,7 @@ async function openStages(
   weights: WeightStore,
   build: OnnxBackendOptions,
   threads: number,
-): Promise<ModelRun & { readonly models: number }> {
+): Promise<ModelRun & { readonly models: number; readonly profile: () => StagedProfile }> {
   const stages = splitGraph(graph, (node) => node.op === "blockSparseAttention");
   const bound = bindWeights(graph, weights);
   const models: (ModelRun | null)[] = [];
@@ -172,6 +181,20 @@ async function openStages(
     for (const ref of refs) lastRead.set(refKey(ref), i);
   });
   for (const { ref } of graph.outputs) lastRead.set(refKey(ref), stages.length);
+  // Per stage, time summed over runs (the profile; cheap enough to keep always).
+  const stageMs = stages.map(() => 0);
+  let runs = 0;
+  const crossingBytes = stages.reduce(
+    (sum, stage) =>
+      stage.kind === "onnx"
+        ? sum +
+          stage.outputs.reduce((bytes, { ref }) => {
+            const type = graph.nodes[ref.node]!.outputs[ref.output]!;
+            return bytes + 4 * numElements(type.shape);
+          }, 0)
+        : sum,
+    0,
+  );
   const read = (values: Map<string, HostTensor>, ref: TensorRef): HostTensor => {
     const source = graph.nodes[ref.node]!;
     const value =
@@ -192,6 +215,7 @@ async function openStages(
         values.set(refKey({ node: node.id, output: 0 }), feeds.get(node.attrs.name)!);
       }
       for (const [i, stage] of stages.entries()) {
+        const started = performance.now();
         if (stage.kind === "onnx") {
           const stageFeeds = new Map(
             stage.inputs.map(({ name, ref }) => [name, read(values, ref)]),
@@ -209,13 +233,23 @@ async function openStages(
             values.set(refKey({ node: node.id, output }), value);
           }
         }
+        stageMs[i]! += performance.now() - started;
         for (const [key, last] of lastRead) if (last === i) values.delete(key);
       }
+      runs++;
       return new Map(graph.outputs.map(({ name, ref }) => [name, read(values, ref)]));
     },
     release: () => {
       for (const model of models) model?.release();
     },
+    profile: () => ({
+      segments: models.filter((model) => model !== null).length,
+      hostNodes: stages.filter((stage) => stage.kind === "host").length,
+      runs,
+      segmentMs: stageMs.filter((_, i) => stages[i]!.kind === "onnx"),
+      hostMs: stageMs.filter((_, i) => stages[i]!.kind === "host"),
+      crossingBytes,
+    }),
   };
 }
 
@@ -228,9 +262,9 @@ async function compile(
   const threads = threadCount(options);
   const ort = await loadOrt();
   const staged = usesHostAttention(graph, build);
-  let model: (ModelRun & { models?: number }) | null = staged
-    ? await openStages(graph, weights, build, threads)
-    : await openModel(graph, weights, build, threads);
+  const stagedRun = staged ? await openStages(graph, weights, build, threads) : null;
+  let model: (ModelRun & { models?: number }) | null =
+    stagedRun ?? (await openModel(graph, weights, build, threads));
   const version = ort.env.versions.node ?? ort.env.versions.common;
   const parts = [
     `onnxruntime-node ${version}, cpu, ${threads} intra-op thread${threads === 1 ? "" : "s"}`,
@@ -247,7 +281,7 @@ async function compile(
       `int8 linears on onnxruntime's integer kernels (${build.portable ? "MatMulInteger" : "DynamicQuantizeMatMul"})`,
     );
   }
-  return {
+  const executable: Executable = {
     backend: "onnx",
     graph,
     detail: parts.join(", "),
@@ -265,6 +299,8 @@ async function compile(
       released?.release();
     },
   };
+  if (stagedRun !== null) recordStagedProfile(executable, stagedRun.profile);
+  return executable;
 }
 
 export interface OnnxBackendOptions extends OnnxBuildOptions {

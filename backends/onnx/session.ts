@@ -1,3 +1,4 @@
+import { join } from "node:path";
 import { BackendError } from "../../src/ir/errors.js";
 import type { TensorType } from "../../src/ir/tensor.js";
 import type { HostTensor } from "../../src/ir/tensor.js";
@@ -39,6 +40,7 @@ export async function createSession(
   threads: number,
   memoryArena = true,
   spinning = true,
+  profilePrefix?: string,
 ): Promise<Session> {
   const ort = await loadOrt();
   try {
@@ -51,13 +53,31 @@ export async function createSession(
       enableCpuMemArena: memoryArena,
       // Errors only: ORT's warnings (e.g. about its own fusions) are not the user's concern.
       logSeverityLevel: 3,
-      ...(spinning ? {} : { extra: { session: { intra_op: { allow_spinning: "0" } } } }),
+      ...(profilePrefix === undefined
+        ? {}
+        : { enableProfiling: true, profileFilePrefix: profilePrefix }),
+      ...(spinning && process.env.SPRIG_TRY_SPIN !== "0"
+        ? {}
+        : { extra: { session: { intra_op: { allow_spinning: "0" } } } }),
     });
   } catch (error) {
     throw new BackendError(
       `onnx: onnxruntime rejected the model: ${(error as Error).message ?? String(error)}`,
     );
   }
+}
+
+/**
+ * Where onnxruntime's own profiler writes, when asked: the environment variable
+ * SPRIG_ONNX_PROFILE names a directory, and every session then writes a Chrome-trace JSON
+ * of its runs there (per node: kernel time; per run: model_run) when it is released, named
+ * after the graph (`<graph>_<date>.json`). For measuring (bench/throughput.bench.ts), never
+ * on by default: profiling costs time itself.
+ */
+export function profilePrefix(graphName: string): string | undefined {
+  const dir = process.env.SPRIG_ONNX_PROFILE;
+  if (dir === undefined || dir === "") return undefined;
+  return join(dir, graphName.replace(/[^A-Za-z0-9._-]/g, "_"));
 }
 
 /** A host tensor as an ORT tensor (no copy: ORT reads the typed array in place). */

@@ -10,6 +10,7 @@ import { BEIT_BASE, type BeitConfig, tokenWindow } from "../models/config.js";
 import { initWeights, syntheticClip } from "../models/init.js";
 import { SVITT_BLOCK_SIZE } from "../models/presets.js";
 import { runPasses } from "../pass-manager.js";
+import { parsePattern } from "../patterns/library/index.js";
 import { window3dLabel, window3dLayout } from "../patterns/window3d.js";
 import { median, pickBackend } from "./run.js";
 
@@ -17,7 +18,8 @@ import { median, pickBackend } from "./run.js";
  * One layer's attention at SViTT sizes, block-sparse against dense, on one backend, timed
  * back to back in one process. The block-sparse side is SViTT's pattern (local 1 + random 3,
  * block 56, seed 0) or another one (BenchPattern): a 3-D neighbourhood window
- * (src/patterns/window3d.ts), whose rows are ragged and whose blocks are mostly partial.
+ * (src/patterns/window3d.ts), whose rows are ragged and whose blocks are mostly partial, or
+ * any pattern of the library.
  *
  * Both variants take the token index as a run-time input by default, so each computes its
  * relative position bias on every run, as every layer after the first token drop does
@@ -54,37 +56,52 @@ export type BenchPattern =
       readonly kind: "window3d";
       readonly kernel: readonly [number, number, number];
       readonly blockSize: number;
+    }
+  | {
+      /** A pattern spec of the library (src/patterns/library/index.ts), e.g. "divided". */
+      readonly kind: "spec";
+      readonly spec: string;
+      readonly blockSize: number;
     };
 
 export const SVITT_BENCH_PATTERN: BenchPattern = { kind: "svitt" };
 
 /**
- * A bench pattern from its command-line form: "svitt", or "window3d:KTxKHxKW" with an
- * optional ",block=BS" (default: SViTT's block size 56), e.g. "window3d:3x7x7,block=49".
+ * A bench pattern from its command-line form: "svitt" (SViTT's own, as the authors run it:
+ * padding "reference"), "window3d:KTxKHxKW", or any pattern spec of the library
+ * (src/patterns/library/index.ts: "divided", "window3d:3x7x7 + causal", ...), each with an
+ * optional ",block=BS" at the end (default: SViTT's block size 56), e.g.
+ * "window3d:3x7x7,block=49".
  */
 export function parseBenchPattern(text: string): BenchPattern {
   if (text === "svitt") return SVITT_BENCH_PATTERN;
-  const match = /^window3d(?::(\d+)x(\d+)x(\d+))?(?:,block=(\d+))?$/.exec(text);
-  if (match === null) {
-    throw new ConfigError(
-      "pattern",
-      `unknown pattern "${text}"; known: svitt, window3d:KTxKHxKW[,block=BS] (e.g. window3d:3x7x7)`,
-    );
-  }
-  const kernel = (
-    match[1] === undefined ? [3, 7, 7] : [match[1], match[2], match[3]].map(Number)
-  ) as [number, number, number];
-  const blockSize = match[4] === undefined ? SVITT_BLOCK_SIZE : Number(match[4]);
+  const [, spec, block] = /^(.*?)(?:,block=(\d+))?$/.exec(text)!;
+  const blockSize = block === undefined ? SVITT_BLOCK_SIZE : Number(block);
   if (!(blockSize >= 1))
     throw new ConfigError("pattern", `block size must be >= 1, got ${blockSize}`);
-  return { kind: "window3d", kernel, blockSize };
+  const window = /^window3d(?::(\d+)x(\d+)x(\d+))?$/.exec(spec!);
+  if (window !== null) {
+    const kernel = (
+      window[1] === undefined ? [3, 7, 7] : [window[1], window[2], window[3]].map(Number)
+    ) as [number, number, number];
+    return { kind: "window3d", kernel, blockSize };
+  }
+  parsePattern(spec!, "pattern");
+  return { kind: "spec", spec: spec!, blockSize };
 }
 
-/** "svitt" or "window3d 3x7x7, block 56". */
+/** "svitt", "window3d 3x7x7, block 56" or the spec's label with its block size. */
 export function benchPatternLabel(pattern: BenchPattern): string {
-  return pattern.kind === "svitt"
-    ? "svitt"
-    : `${window3dLabel({ kernel: pattern.kernel })}, block ${pattern.blockSize}`;
+  switch (pattern.kind) {
+    case "svitt":
+      return "svitt";
+    case "window3d":
+      return `${window3dLabel({ kernel: pattern.kernel })}, block ${pattern.blockSize}`;
+    case "spec":
+      return `${parsePattern(pattern.spec).label}, block ${pattern.blockSize}`;
+    default:
+      return pattern satisfies never;
+  }
 }
 
 /** The sparsify-attention pattern source of a bench pattern for `frames` of `model`. */
@@ -100,6 +117,16 @@ function patternSource(pattern: BenchPattern, frames: number, model: BeitConfig)
     };
   }
   const grid = tokenWindow(model, frames);
+  if (pattern.kind === "spec") {
+    return {
+      kind: "pattern",
+      blockSize: pattern.blockSize,
+      pattern: parsePattern(pattern.spec, "pattern"),
+      seed: 0,
+      perHead: false,
+      grid,
+    };
+  }
   const spec = { grid, kernel: pattern.kernel };
   return {
     kind: "custom",

@@ -7,6 +7,7 @@ import type { VisionModelSpec } from "../models/config.js";
 import type { ModelDefinition, ModelProgram } from "../models/definition.js";
 import { MODELS } from "../models/index.js";
 import { type PassTiming, runPasses } from "../pass-manager.js";
+import type { Pattern } from "../patterns/language.js";
 
 /** A compiled graph: the pipeline's output, verified, with its cost and pass timings. */
 export interface CompiledGraph {
@@ -25,15 +26,17 @@ export interface CompileOptions {
   readonly diagnostics?: boolean;
   /** Explicit random blocks per vision layer (conformance cases). */
   readonly randomBlocks?: ReadonlyMap<number, readonly (readonly number[])[]>;
+  /** A pattern of the language for the vision attention, in place of the spec's (ModelPipelineOptions). */
+  readonly attentionPattern?: Pattern;
   readonly debug?: DebugLevel;
 }
 
 /** Runs the pipeline a program's sparsity asks for (passes/pipelines.ts modelPipeline). */
 export function compileProgram(program: ModelProgram, options: CompileOptions = {}): CompiledGraph {
-  const passes = modelPipeline(
-    program.sparsity,
-    options.randomBlocks ? { randomBlocks: options.randomBlocks } : {},
-  );
+  const passes = modelPipeline(program.sparsity, {
+    ...(options.randomBlocks ? { randomBlocks: options.randomBlocks } : {}),
+    ...(options.attentionPattern ? { attentionPattern: options.attentionPattern } : {}),
+  });
   const result = runPasses(
     program.graph,
     passes,

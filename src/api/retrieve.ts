@@ -4,7 +4,13 @@ import type { CostReport } from "../cost.js";
 import type { Caption } from "../inputs/captions.js";
 import { groundTruthIndex } from "../inputs/captions.js";
 import { encode } from "../inputs/tokenizer.js";
-import { preprocessVideo } from "../inputs/video.js";
+import { Prefetch } from "../inputs/prefetch.js";
+import type { PreprocessTimings } from "../inputs/video.js";
+import {
+  mainThreadPreprocessor,
+  openVideoPreprocessor,
+  type VideoPreprocessor,
+} from "../inputs/video-pool.js";
 import type { Vocab } from "../inputs/vocab.js";
 import { ConfigError, InputError } from "../ir/errors.js";
 import type { Graph } from "../ir/graph.js";
@@ -77,6 +83,13 @@ export interface RetrieveOptions {
   readonly onProgress?: (message: string) => void;
   /** Only encode (sprig embed): no ITC matrix ranking, no ITM. */
   readonly embeddingsOnly?: boolean;
+  /**
+   * Video files decoded ahead of the video encoder, on a worker thread while the encoder
+   * runs (default: spec.vision.batch, one batch ahead; it starts while the parts are
+   * lowered). 0: each clip is decoded on the main thread when the encoder needs it, one
+   * after the other. Results are identical either way.
+   */
+  readonly prefetch?: number;
   /** Refuse what the memory estimate says exceeds this (see planRetrieval); none: size rules only. */
   readonly budget?: MemoryBudget;
   /** The parts compiled already by planRetrieval for this spec, pairsPerBatch and embeddingsOnly. */
@@ -131,9 +144,23 @@ export function planRetrieval(
 export interface RetrieveTimings {
   readonly compileMs: number;
   readonly lowerMs: number;
-  /** Decoding and preprocessing the videos. */
+  /**
+   * Decoding and preprocessing the videos, summed over clips (preprocessSteps), wherever it
+   * ran: with prefetch it overlaps the encoder and is not part of the wall time.
+   */
   readonly preprocessMs: number;
+  /** preprocessMs by step, summed over clips. */
+  readonly preprocessSteps: PreprocessTimings;
+  /** Time the video encoder waited for decoded clips (0: decoding kept up). */
+  readonly preprocessWaitMs: number;
+  /** Host copies around the video encoder: clips stacked into batches, outputs split per clip. */
+  readonly videoCopyMs: number;
+  /** The video encoder's forward passes (executable.run). */
   readonly videoMs: number;
+  /** The whole video phase, first clip asked for to last embedding (wall clock). */
+  readonly videoWallMs: number;
+  /** Videos per second over the video phase: videos / videoWallMs. */
+  readonly clipsPerSecond: number;
   readonly textMs: number;
   readonly itmMs: number;
   readonly totalMs: number;
@@ -164,6 +191,8 @@ export interface RetrieveResult {
   readonly weightReport: WeightLoadReport | null;
   /** Per video: notes from preprocessing (padding of short videos). */
   readonly notes: readonly string[];
+  /** Where the video files were decoded, and how far ahead: for the timings. */
+  readonly preprocessing: string;
   /** The normalised ITC embeddings [E] of each video and caption. */
   readonly videoFeats: readonly Float32Array[];
   readonly textFeats: readonly Float32Array[];
@@ -189,12 +218,6 @@ function stack(rows: readonly Float32Array[], shape: readonly number[], n: numbe
   return f32Tensor([n, ...shape], data);
 }
 
-function batches<T>(items: readonly T[], size: number): T[][] {
-  const out: T[][] = [];
-  for (let i = 0; i < items.length; i += size) out.push(items.slice(i, i + size));
-  return out;
-}
-
 /** A seeded synthetic clip: N(0, 1) pixel values [T, 3, S, S], its own stream per id. */
 export function syntheticVideo(spec: RetrievalModelSpec, id: string, seed = 0): VideoSource {
   const { model, frames } = spec.vision;
@@ -202,6 +225,171 @@ export function syntheticVideo(spec: RetrievalModelSpec, id: string, seed = 0): 
   const data = new Float32Array(numElements(shape));
   Rng.stream(seed, `video.${id}`).fillNormal(data);
   return { id, pixels: f32Tensor(shape, data) };
+}
+
+/** One video as the encoder receives it. */
+interface Clip {
+  readonly pixels: Float32Array;
+  readonly notes: readonly string[];
+  /** null for given pixel values (nothing decoded). */
+  readonly timings: PreprocessTimings | null;
+}
+
+/** The videos' clips in order, decoded ahead (see RetrieveOptions.prefetch). */
+interface ClipStream {
+  readonly where: string;
+  take(): Promise<Clip>;
+  close(): Promise<void>;
+}
+
+/**
+ * The clip of each source, in order: files decoded `prefetch` clips ahead on a worker
+ * thread (video-pool.ts), or on this thread one at a time when prefetch is 0; given pixel
+ * values checked against the model's shape. No worker is started when no source is a file.
+ */
+function openClips(
+  videos: readonly VideoSource[],
+  spec: RetrievalModelSpec,
+  prefetch: number,
+): ClipStream {
+  if (!(Number.isSafeInteger(prefetch) && prefetch >= 0)) {
+    throw new ConfigError("prefetch", `must be an integer >= 0, got ${prefetch}`);
+  }
+  const { model, frames } = spec.vision;
+  const pixelShape = [frames, model.channels, model.imageSize, model.imageSize];
+  const files = videos.some((source) => "path" in source);
+  const preprocessor: VideoPreprocessor | null = !files
+    ? null
+    : prefetch === 0
+      ? mainThreadPreprocessor("prefetch 0: one clip at a time")
+      : openVideoPreprocessor();
+  const load = async (source: VideoSource, _: number, signal: AbortSignal): Promise<Clip> => {
+    if ("path" in source) {
+      const pre = await preprocessor!.preprocess(source.path, {
+        frames,
+        imageSize: model.imageSize,
+        signal,
+      });
+      return {
+        pixels: pre.pixelValues.data,
+        notes: pre.notes.map((note) => `${source.id}: ${note}`),
+        timings: pre.timings,
+      };
+    }
+    if (numElements(source.pixels.shape) !== numElements(pixelShape)) {
+      throw new InputError(
+        `video "${source.id}" has pixel values of shape [${source.pixels.shape.join(",")}], the model needs [${pixelShape.join(",")}]`,
+      );
+    }
+    return { pixels: source.pixels.data as Float32Array, notes: [], timings: null };
+  };
+  const queue = new Prefetch(videos, load, prefetch);
+  const ahead = prefetch === 0 ? "" : `, ${prefetch} clip${prefetch === 1 ? "" : "s"} ahead`;
+  return {
+    where:
+      preprocessor === null
+        ? "nothing to decode (pixel values given)"
+        : `${preprocessor.where}${ahead}`,
+    take: () => queue.take(),
+    close: async () => {
+      await queue.close();
+      await preprocessor?.close();
+    },
+  };
+}
+
+/** What encodeVideos returns: per video its embeddings, and where the time went. */
+interface EncodedVideos {
+  readonly embeds: Float32Array[];
+  readonly feats: Float32Array[];
+  readonly embedShape: readonly number[];
+  readonly notes: string[];
+  readonly timings: Pick<
+    RetrieveTimings,
+    | "preprocessMs"
+    | "preprocessSteps"
+    | "preprocessWaitMs"
+    | "videoCopyMs"
+    | "videoMs"
+    | "videoWallMs"
+  >;
+}
+
+/**
+ * Runs the video encoder over every clip in batches of spec.vision.batch (a short last
+ * batch padded with its last clip), taking clips from the stream as it goes. A batch of one
+ * clip is the clip's own buffer (no copy); larger batches are stacked.
+ */
+async function encodeVideos(
+  executable: Executable,
+  clips: ClipStream,
+  videos: readonly VideoSource[],
+  spec: RetrievalModelSpec,
+  say: (message: string) => void,
+): Promise<EncodedVideos> {
+  const vb = spec.vision.batch;
+  const { model, frames } = spec.vision;
+  const pixelShape = [frames, model.channels, model.imageSize, model.imageSize];
+  const embeds: Float32Array[] = [];
+  const feats: Float32Array[] = [];
+  const notes: string[] = [];
+  const steps = { probeMs: 0, decodeMs: 0, resizeMs: 0 };
+  let waitMs = 0;
+  let copyMs = 0;
+  let videoMs = 0;
+  let embedShape: readonly number[] = [];
+  say(`encoding ${videos.length} videos, ${vb} per batch (decoding: ${clips.where})`);
+  const started = performance.now();
+  for (let first = 0; first < videos.length; first += vb) {
+    const n = Math.min(vb, videos.length - first);
+    let t = performance.now();
+    const batch: Clip[] = [];
+    for (let i = 0; i < n; i++) batch.push(await clips.take());
+    waitMs += performance.now() - t;
+    for (const clip of batch) {
+      notes.push(...clip.notes);
+      if (clip.timings === null) continue;
+      steps.probeMs += clip.timings.probeMs;
+      steps.decodeMs += clip.timings.decodeMs;
+      steps.resizeMs += clip.timings.resizeMs;
+    }
+    t = performance.now();
+    const pixels =
+      vb === 1
+        ? f32Tensor([1, ...pixelShape], batch[0]!.pixels)
+        : stack(
+            batch.map((clip) => clip.pixels),
+            pixelShape,
+            vb,
+          );
+    copyMs += performance.now() - t;
+    t = performance.now();
+    const out = await executable.run({ pixel_values: pixels });
+    videoMs += performance.now() - t;
+    t = performance.now();
+    const videoEmbeds = out.video_embeds!;
+    embedShape = videoEmbeds.shape.slice(1);
+    for (let i = 0; i < n; i++) {
+      embeds.push(item(videoEmbeds, i));
+      feats.push(item(out.video_feat!, i));
+    }
+    copyMs += performance.now() - t;
+    say(`encoded ${embeds.length}/${videos.length} videos`);
+  }
+  return {
+    embeds,
+    feats,
+    embedShape,
+    notes,
+    timings: {
+      preprocessMs: steps.probeMs + steps.decodeMs + steps.resizeMs,
+      preprocessSteps: steps,
+      preprocessWaitMs: waitMs,
+      videoCopyMs: copyMs,
+      videoMs,
+      videoWallMs: performance.now() - started,
+    },
+  };
 }
 
 export async function retrieve(options: RetrieveOptions): Promise<RetrieveResult> {
@@ -239,30 +427,32 @@ export async function retrieve(options: RetrieveOptions): Promise<RetrieveResult
       ...(options.compile !== undefined ? { compile: options.compile } : {}),
     });
   const compileMs = performance.now() - t;
+  // Decoding starts now, so that the first clips are ready when the parts are lowered.
+  const clips = openClips(videos, spec, options.prefetch ?? spec.vision.batch);
   t = performance.now();
-  const backend = await pickBackend(
-    options.backend,
-    options.kernels === undefined ? {} : { kernels: options.kernels },
-  );
-  const weightReports: WeightLoadReport[] = [];
-  const lower = async (graph: Graph, cost: CostReport): Promise<Part> => {
-    let weights: ReadonlyMap<string, HostTensor>;
-    if (options.weightFile === undefined) {
-      weights = initWeights(graph, options.seed ?? 0);
-    } else {
-      const bound = bindWeightFile(graph, options.weightFile, "");
-      weights = bound.weights;
-      weightReports.push(bound.report);
-    }
-    const executable = await backend.compile(
-      graph,
-      weights,
-      options.threads === undefined ? {} : { threads: options.threads },
-    );
-    return { graph, cost, executable };
-  };
   const parts: Part[] = [];
   try {
+    const backend = await pickBackend(
+      options.backend,
+      options.kernels === undefined ? {} : { kernels: options.kernels },
+    );
+    const weightReports: WeightLoadReport[] = [];
+    const lower = async (graph: Graph, cost: CostReport): Promise<Part> => {
+      let weights: ReadonlyMap<string, HostTensor>;
+      if (options.weightFile === undefined) {
+        weights = initWeights(graph, options.seed ?? 0);
+      } else {
+        const bound = bindWeightFile(graph, options.weightFile, "");
+        weights = bound.weights;
+        weightReports.push(bound.report);
+      }
+      const executable = await backend.compile(
+        graph,
+        weights,
+        options.threads === undefined ? {} : { threads: options.threads },
+      );
+      return { graph, cost, executable };
+    };
     const video = await lower(compiled.video.graph, compiled.video.cost);
     parts.push(video);
     const text = await lower(compiled.text.graph, compiled.text.cost);
@@ -271,45 +461,10 @@ export async function retrieve(options: RetrieveOptions): Promise<RetrieveResult
     if (itm !== null) parts.push(itm);
     const lowerMs = performance.now() - t;
 
-    // ---- videos: each encoded once ----
+    // ---- videos: each encoded once, the next ones decoded meanwhile ----
+    const encodedVideos = await encodeVideos(video.executable, clips, videos, spec, say);
+    const { embeds: videoEmbeds, feats: videoFeats, embedShape, notes } = encodedVideos;
     const vb = spec.vision.batch;
-    const { model, frames } = spec.vision;
-    const pixelShape = [frames, model.channels, model.imageSize, model.imageSize];
-    const videoEmbeds: Float32Array[] = [];
-    const videoFeats: Float32Array[] = [];
-    const notes: string[] = [];
-    let preprocessMs = 0;
-    let videoMs = 0;
-    let embedShape: readonly number[] = [];
-    for (const batch of batches(videos, vb)) {
-      t = performance.now();
-      const pixels: Float32Array[] = [];
-      for (const source of batch) {
-        if ("path" in source) {
-          const pre = await preprocessVideo(source.path, { frames, imageSize: model.imageSize });
-          for (const note of pre.notes) notes.push(`${source.id}: ${note}`);
-          pixels.push(pre.pixelValues.data);
-        } else {
-          if (numElements(source.pixels.shape) !== numElements(pixelShape)) {
-            throw new InputError(
-              `video "${source.id}" has pixel values of shape [${source.pixels.shape.join(",")}], the model needs [${pixelShape.join(",")}]`,
-            );
-          }
-          pixels.push(source.pixels.data as Float32Array);
-        }
-      }
-      preprocessMs += performance.now() - t;
-      t = performance.now();
-      const out = await video.executable.run({ pixel_values: stack(pixels, pixelShape, vb) });
-      videoMs += performance.now() - t;
-      const embeds = out.video_embeds!;
-      embedShape = embeds.shape.slice(1);
-      for (let i = 0; i < batch.length; i++) {
-        videoEmbeds.push(item(embeds, i));
-        videoFeats.push(item(out.video_feat!, i));
-      }
-      say(`encoded ${videoEmbeds.length}/${videos.length} videos`);
-    }
 
     // ---- captions: each encoded once ----
     const tb = spec.texts;
@@ -444,12 +599,12 @@ export async function retrieve(options: RetrieveOptions): Promise<RetrieveResult
       timings: {
         compileMs,
         lowerMs,
-        preprocessMs,
-        videoMs,
+        ...encodedVideos.timings,
+        clipsPerSecond: (1000 * nv) / encodedVideos.timings.videoWallMs,
         textMs,
         itmMs,
         totalMs,
-        videoMsPerClip: videoMs / nv,
+        videoMsPerClip: encodedVideos.timings.videoMs / nv,
         textMsPerCaption: textMs / nt,
         itmMsPerPair: pairs.length === 0 ? 0 : itmMs / pairs.length,
       },
@@ -463,10 +618,12 @@ export async function retrieve(options: RetrieveOptions): Promise<RetrieveResult
           ? null
           : combineWeightReports(options.weightFile, weightReports),
       notes,
+      preprocessing: clips.where,
       videoFeats,
       textFeats,
     };
   } finally {
+    await clips.close();
     for (const part of parts) part.executable.dispose();
   }
 }

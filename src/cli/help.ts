@@ -42,6 +42,15 @@ export const EXAMPLES: Readonly<Record<string, readonly string[]>> = {
   bench: ["sprig bench --op attention --frames 4 --backend tfjs-wasm"],
   report: ["sprig report --frames 16", "sprig report --model retrieval --json"],
   compile: ["sprig compile --frames 2 --layers 1 --print", "sprig compile --dot vision.dot"],
+  pattern: [
+    "sprig pattern show window3d:3x7x7 --frames 8 --layer 0 --out window3d.png",
+    'sprig pattern show "divided + causal:frames=2" --layer 4 --out divided.svg',
+    "sprig pattern list",
+  ],
+  explore: [
+    "sprig explore svitt window3d:3x7x7 divided --frames 8 --keep-rates 0.6,1 --plot explore.png",
+    "sprig explore svitt --module my-patterns.ts --frames 2 --layers 4 --json",
+  ],
   verify: ["sprig verify ../shared/conformance --backend onnx"],
   export: ["sprig export --frames 4 --onnx vision.onnx"],
   emit: ["sprig emit --frames 2 --layers 2 --out vision-gpujs/"],

@@ -3,7 +3,9 @@ import { handleInterrupts } from "../io/cleanup.js";
 import { ConfigError, SprigError } from "../ir/errors.js";
 import { registerConvert } from "./commands/convert.js";
 import { registerEmit } from "./commands/emit.js";
+import { registerExplore } from "./commands/explore.js";
 import { registerExport } from "./commands/export.js";
+import { registerPattern } from "./commands/pattern.js";
 import { registerPreprocess } from "./commands/preprocess.js";
 import { registerCompile, registerReport } from "./commands/report.js";
 import { registerEmbed, registerRetrieve } from "./commands/retrieve.js";
@@ -41,6 +43,8 @@ export function buildProgram(): Command {
   registerBench(program);
   registerReport(program);
   registerCompile(program);
+  registerPattern(program);
+  registerExplore(program);
   registerVerify(program);
   registerExport(program);
   registerEmit(program);

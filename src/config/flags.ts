@@ -17,6 +17,8 @@ export type FlagKind =
   | "intList"
   /** One of `values`. */
   | "choice"
+  /** Any non-empty text; the field's schema and checks validate it (e.g. a pattern spec). */
+  | "text"
   /** Present or absent; sets `true`. */
   | "switch";
 
@@ -76,6 +78,9 @@ export function parseFlagValue(spec: FlagSpec, text: string | boolean): unknown 
       if (!values.includes(text)) fail(`must be one of ${values.join(", ")}`);
       return text;
     }
+    case "text":
+      if (text.trim() === "") fail("must not be empty");
+      return text;
     default:
       return spec.kind satisfies never;
   }

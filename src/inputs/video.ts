@@ -104,6 +104,18 @@ export interface PreprocessedVideo {
   /** Things the user should know about this input (padding, reference differences). */
   readonly notes: readonly string[];
   readonly source: VideoInfo;
+  /** Where the time went (wall-clock ms; ffmpeg and ffprobe run as child processes). */
+  readonly timings: PreprocessTimings;
+}
+
+/** One preprocessVideo call's time per step, in wall-clock milliseconds. */
+export interface PreprocessTimings {
+  /** ffprobe: size, format and frame count (counting decodes the whole stream once). */
+  readonly probeMs: number;
+  /** ffmpeg: decoding the sampled frames to RGB, and their HWC -> CHW copy. */
+  readonly decodeMs: number;
+  /** Bicubic resize on uint8, then scaling and normalising to float32 (resize.ts). */
+  readonly resizeMs: number;
 }
 
 export const DEFAULT_IMAGE_SIZE = 224;
@@ -542,9 +554,12 @@ export async function preprocessVideo(
     maxBytes,
   );
 
+  const started = performance.now();
   const source = await probeVideo(path, options);
+  const probed = performance.now();
   const { indices, padded } = middleFrameSample(frames, source.vlen);
   const decoded = await readVideoFrames(source, indices, options);
+  const decodedAt = performance.now();
   const pixelValues = toPixelValues(resizeBicubicU8(decoded, imageSize, imageSize));
   return {
     pixelValues,
@@ -553,6 +568,11 @@ export async function preprocessVideo(
     padded,
     notes: notesFor(source, frames, padded),
     source,
+    timings: {
+      probeMs: probed - started,
+      decodeMs: decodedAt - probed,
+      resizeMs: performance.now() - decodedAt,
+    },
   };
 }
 

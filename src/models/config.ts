@@ -2,6 +2,7 @@ import { parseConfig } from "../config/schema.js";
 import { ConfigError } from "../ir/errors.js";
 import type { PaddingMode } from "../ir/pattern.js";
 import { MAX_TENSOR_ELEMENTS } from "../memory.js";
+import { parsePattern } from "../patterns/library/index.js";
 import type { Precision } from "./precision.js";
 import { TOKEN_ORDER_KINDS, type TokenOrderKind } from "./token-order.js";
 import { beitConfigSchema, visionSpecSchema } from "./vision/schema.js";
@@ -52,6 +53,14 @@ export interface AttentionSparsity {
   /** Independent random blocks per head (the reference shares one draw across heads). */
   readonly perHead: boolean;
   readonly padding: PaddingMode;
+  /**
+   * A pattern spec of the pattern language (src/patterns/library/index.ts), e.g.
+   * "window3d:3x7x7" or "divided + causal", in place of SViTT's local + random blocks
+   * (`local` and `random` are then the defaults of the spec's svitt pattern, if it names
+   * one; blockSize, seed, perHead and padding apply to every pattern). Absent: SViTT's
+   * pattern from `local` and `random`.
+   */
+  readonly pattern?: string | undefined;
 }
 
 /** Node sparsity: keep the ceil(keepRate * L) tokens with most CLS attention after some layers. */
@@ -215,6 +224,8 @@ export function checkVisionSpec(spec: VisionModelSpec): VisionModelSpec {
         `must be "reference" or "masked", got ${JSON.stringify(attention.padding)}`,
       );
     }
+    if (attention.pattern !== undefined)
+      parsePattern(attention.pattern, "sparsity.attention.pattern");
   }
   if (tokens !== null) {
     checkKeepRate("sparsity.tokens.keepRate", tokens.keepRate);

@@ -74,13 +74,19 @@ function checkSpec(spec: Window3dSpec, where: string): readonly [number, number,
   return dilation;
 }
 
-/** Whether local query q reads local key k (raster order over the grid). */
-export function window3dReads(
-  spec: Window3dSpec,
-  where = "window3d",
-): (q: number, k: number) => boolean {
+/**
+ * The window along each axis a (0: t, 1: y, 2: x): whether a query at position qi reads a
+ * key at ki, and the interval [lo, hi] of positions the query's window spans (every read
+ * key lies in it; with dilation δ only every δ-th position of it is read).
+ */
+export interface Window3dAxes {
+  readonly admits: (axis: number, qi: number, ki: number) => boolean;
+  readonly interval: (axis: number, qi: number) => readonly [number, number];
+  readonly dilation: readonly [number, number, number];
+}
+
+export function window3dAxes(spec: Window3dSpec, where = "window3d"): Window3dAxes {
   const dilation = checkSpec(spec, where);
-  const [, hn, wn] = spec.grid;
   const starts = AXES.map((_, a) => windowStarts(spec.grid[a]!, spec.kernel[a]!, dilation[a]!));
   const admits = (a: number, qi: number, ki: number): boolean => {
     const d = dilation[a]!;
@@ -88,6 +94,22 @@ export function window3dReads(
     const offset = Math.floor(ki / d) - starts[a]![qi]!;
     return offset >= 0 && offset < spec.kernel[a]!;
   };
+  // Group index g of residue ρ sits at position g·δ + ρ.
+  const interval = (a: number, qi: number): readonly [number, number] => {
+    const d = dilation[a]!;
+    const lo = starts[a]![qi]! * d + (qi % d);
+    return [lo, lo + (spec.kernel[a]! - 1) * d];
+  };
+  return { admits, interval, dilation };
+}
+
+/** Whether local query q reads local key k (raster order over the grid). */
+export function window3dReads(
+  spec: Window3dSpec,
+  where = "window3d",
+): (q: number, k: number) => boolean {
+  const { admits } = window3dAxes(spec, where);
+  const [, hn, wn] = spec.grid;
   const frame = hn * wn;
   return (q, k) => {
     const qt = Math.floor(q / frame);

@@ -283,6 +283,32 @@ function crossFieldEntries(): CorpusEntry[] {
       mentions: ['"sparsity.tokens.keepRate"'],
     },
     {
+      name: "report: --pattern naming no library pattern",
+      command: "report",
+      args: ["report", "--pattern", "sideways"],
+      mentions: ['"sparsity.attention.pattern"', "sideways", "known patterns"],
+    },
+    {
+      name: "report: --pattern with a parameter of the wrong shape",
+      command: "report",
+      args: ["report", "--pattern", "window3d:3x7"],
+      mentions: ['"sparsity.attention.pattern"', "kernel", "AxBxC"],
+    },
+    {
+      name: "report: config pattern with an unknown parameter",
+      command: "report",
+      args: ["report", "--config", "$DIR/config.json"],
+      files: { "config.json": text(partial("sparsity.attention", { pattern: "window:size=3" })) },
+      mentions: ['"sparsity.attention.pattern"', "unknown parameter", "size"],
+    },
+    {
+      name: "report: config pattern that is not a string",
+      command: "report",
+      args: ["report", "--config", "$DIR/config.json"],
+      files: { "config.json": text(partial("sparsity.attention", { pattern: 3 })) },
+      mentions: ['"sparsity.attention.pattern"'],
+    },
+    {
       name: "report: --block-size for a config that switches block sparsity off",
       command: "report",
       args: ["report", "--config", "$DIR/config.json", "--block-size", "32"],
@@ -301,6 +327,7 @@ const BAD_FLAG_TEXT = {
   number: ["0x1", "abc", "NaN", "1,5"],
   intList: ["3,x", "3.5", "0x3"],
   choice: ["sideways"],
+  text: [""],
   switch: [],
 } as const;
 

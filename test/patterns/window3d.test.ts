@@ -129,8 +129,15 @@ describe("the bench's --pattern", () => {
     });
     expect(benchPatternLabel(parseBenchPattern("window3d:3x7x7"))).toBe("window3d 3x7x7, block 56");
     expect(() => parseBenchPattern("window2d")).toThrow(
-      /unknown pattern "window2d"; known: svitt, window3d/,
+      /pattern "window2d" names no library pattern "window2d"; known patterns: svitt, dense, window, window3d/,
     );
+    // Any library spec, with the bench's block size.
+    expect(parseBenchPattern("divided + causal,block=49")).toEqual({
+      kind: "spec",
+      spec: "divided + causal",
+      blockSize: 49,
+    });
+    expect(benchPatternLabel(parseBenchPattern("divided"))).toBe("divided space-time, block 56");
     expect(() => parseBenchPattern("window3d:3x7x7,block=0")).toThrow(/block size must be >= 1/);
   });
 

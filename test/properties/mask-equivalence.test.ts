@@ -13,6 +13,14 @@
  * reference's dense ones (and so are its own dense outputs, the per-pair mask [B, N, N] of the
  * `attention` op), within the float32 tolerance of duplicated-blocks.test.ts (gpu.js's
  * cpu engine computes in float64 but stores float32 between kernels, so it gets that too).
+ *
+ * Predicates come from two sources: seeded random predicates (ragged-layouts.ts: random
+ * density, bands, cells, empty), and every pattern of the library (src/patterns/library/,
+ * at sizes for small clip grids: test/patterns/support.ts), alone and combined with the
+ * language's operators and heads(...), over raster or shuffled token orders and at spread
+ * layers (fewer local tokens than the grid, as after a drop). A library pattern's dense mask
+ * is its predicate asked about every pair; its block-sparse side is what compilePattern
+ * made of it (block bounds, full and partial blocks, per-head rows).
  */
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
@@ -23,7 +31,10 @@ import { isRagged, partialCount } from "../../src/ir/pattern.js";
 import { relPosTableRows } from "../../src/ir/relpos.js";
 import { type HostTensor, i32Tensor } from "../../src/ir/tensor.js";
 import { verifyGraph } from "../../src/ir/verify.js";
+import { compilePattern, patternContext } from "../../src/patterns/language.js";
+import { parsePattern } from "../../src/patterns/library/index.js";
 import { layoutFromPredicate } from "../../src/patterns/predicate.js";
+import { SMALL_SPECS } from "../patterns/support.js";
 import { maxAbsDiff, permutation, randomTensor, rng } from "../models/support.js";
 import { BACKEND_VARIANTS, runOn } from "../support/backends.js";
 import {
@@ -42,6 +53,15 @@ const NOT_READ = -1e9;
 
 type BiasSource = "none" | "inputs" | "static";
 
+/** A library pattern over a clip grid, in raster or a shuffled order, maybe at a spread layer. */
+interface LibrarySource {
+  readonly spec: string;
+  readonly grid: readonly [number, number, number];
+  readonly shuffled: boolean;
+  /** Random blocks drawn per head (svitt, bigbird). */
+  readonly perHeadRandom: boolean;
+}
+
 interface Case {
   readonly batch: number;
   readonly heads: number;
@@ -54,6 +74,42 @@ interface Case {
   readonly bias: BiasSource;
   readonly tokenBatch: number;
   readonly seed: number;
+  /** When set, the predicate is this library pattern's (kind and perHead then go unused). */
+  readonly library?: LibrarySource;
+}
+
+/** The case's predicate and the block layout compiled from it. */
+function patternOf(c: Case): { reads: Reads; layout: ReturnType<typeof layoutFromPredicate> } {
+  if (c.library === undefined) {
+    const reads = randomPredicate(c.kind, c.local, c.seed + 6, c.perHead);
+    const layout = layoutFromPredicate({
+      localTokens: c.local,
+      blockSize: c.blockSize,
+      heads: c.perHead ? c.heads : 1,
+      reads,
+      where: "mask-equivalence",
+    });
+    return { reads, layout };
+  }
+  const { spec, grid, shuffled, perHeadRandom } = c.library;
+  const all = grid[0] * grid[1] * grid[2];
+  const context = {
+    ...patternContext({
+      localTokens: c.local,
+      blockSize: c.blockSize,
+      heads: c.heads,
+      grid,
+      order: shuffled ? Int32Array.from(permutation(all, rng(c.seed + 7))) : null,
+      seed: c.seed,
+      where: "mask-equivalence",
+    }),
+    perHeadRandom,
+  };
+  const pattern = parsePattern(spec);
+  const layout = compilePattern(pattern, context);
+  const predicate = pattern.at(context);
+  const tokens = context.tokens.tokens;
+  return { reads: (h, q, k) => predicate.reads(tokens[q]!, tokens[k]!, h), layout };
 }
 
 interface Built {
@@ -117,14 +173,7 @@ function build(c: Case): Built {
       bias = { table: b.weight("table", [rows, c.heads]), idx: b.constant("idx", index), window };
     }
   }
-  const reads = randomPredicate(c.kind, c.local, c.seed + 6, c.perHead);
-  const layout = layoutFromPredicate({
-    localTokens: c.local,
-    blockSize: c.blockSize,
-    heads: c.perHead ? c.heads : 1,
-    reads,
-    where: "mask-equivalence",
-  });
+  const { reads, layout } = patternOf(c);
   const relPosBias = bias === null ? null : { window: bias.window };
   const biasRefs = bias === null ? [] : [bias.table, bias.idx];
   const [context, probs] = b.add("blockSparseAttention", [q, k, v, ...biasRefs], {
@@ -133,7 +182,7 @@ function build(c: Case): Built {
       globalTokens: c.globals,
       blockSize: c.blockSize,
       layout,
-      origin: { kind: "custom", label: `predicate ${c.kind}` },
+      origin: { kind: "custom", label: c.library?.spec ?? `predicate ${c.kind}` },
     },
     padding: "masked",
     relPosBias,
@@ -224,6 +273,91 @@ const cases: fc.Arbitrary<Case> = fc
       tokenBatch: s.batchedIndex ? s.batch : 1,
     }),
   );
+
+/** Grids of 2-3 frames of up to 6 x 6 patches: sizes where every SMALL_SPECS pattern fits. */
+const GRIDS: readonly (readonly [number, number, number])[] = [
+  [3, 6, 4],
+  [3, 6, 5],
+  [4, 6, 3],
+];
+
+/** Every library pattern alone, and combined: union, intersection, difference, heads(...). */
+const LIBRARY_SPECS: readonly string[] = [
+  ...SMALL_SPECS,
+  "window3d:3x3x3 + svitt:local=1,random=1",
+  "divided & window:w=9",
+  "dense - causal:frames=1",
+  "heads(divided; bigbird:global=4,window=1,random=1; window3d:1x3x3)",
+];
+
+/** Library cases for one spec: a random geometry over a grid, at layer 0 or a spread layer. */
+function libraryCases(spec: string): fc.Arbitrary<Case> {
+  return fc
+    .record({
+      batch: fc.integer({ min: 1, max: 2 }),
+      heads: fc.integer({ min: 3, max: 4 }),
+      headDim: fc.constantFrom(2, 4, 8),
+      globals: fc.integer({ min: 1, max: 2 }),
+      grid: fc.constantFrom(...GRIDS),
+      kept: fc.constantFrom(1, 1, 0.7),
+      blockSize: fc.integer({ min: 3, max: 12 }),
+      shuffled: fc.boolean(),
+      perHeadRandom: fc.boolean(),
+      bias: fc.constantFrom<BiasSource>("none", "inputs", "static"),
+      seed: fc.integer({ min: 0, max: 1_000_000 }),
+    })
+    .map(
+      (s): Case => ({
+        batch: s.batch,
+        heads: s.heads,
+        headDim: s.headDim,
+        globals: s.bias === "none" ? s.globals : 1,
+        local: Math.ceil(s.kept * s.grid[0] * s.grid[1] * s.grid[2]),
+        blockSize: s.blockSize,
+        kind: "random",
+        perHead: false,
+        bias: s.bias,
+        tokenBatch: 1,
+        seed: s.seed,
+        library: { spec, grid: s.grid, shuffled: s.shuffled, perHeadRandom: s.perHeadRandom },
+      }),
+    );
+}
+
+describe("block-sparse attention under a library pattern equals masked dense attention", () => {
+  it("the library cases have partial blocks and, for heads(...), per-head rows (not vacuous)", () => {
+    for (const spec of LIBRARY_SPECS) {
+      const samples = fc.sample(libraryCases(spec), { numRuns: 4, seed: 1 });
+      for (const c of samples) {
+        const { layout } = patternOf(c);
+        if (spec.startsWith("heads(")) expect(layout.heads).toBe(c.heads);
+        if (spec.startsWith("window3d:3x3x3") || spec === "divided") {
+          expect(partialCount(layout)).toBeGreaterThan(0);
+        }
+      }
+    }
+  });
+
+  for (const variant of BACKEND_VARIANTS) {
+    it(`on ${variant.name}${variant.name === "reference" ? ", in float64" : ""}`, async () => {
+      for (const [i, spec] of LIBRARY_SPECS.entries()) {
+        const runs = variant.name === "reference" ? 6 : 2;
+        for (const c of fc.sample(libraryCases(spec), { numRuns: runs, seed: 17 + i })) {
+          const { graph, weights, inputs } = build(c);
+          const want = runReference(graph, weights, inputs);
+          if (variant.name === "reference") {
+            expect(worstDifference(c, want, want), spec).toBeLessThanOrEqual(FLOAT64_ATOL);
+            continue;
+          }
+          const got = await runOn(variant, graph, weights, inputs);
+          expect(worstDifference(c, got, want), `${spec} on ${variant.name}`).toBeLessThanOrEqual(
+            ATOL,
+          );
+        }
+      }
+    });
+  }
+});
 
 describe("block-sparse attention under a token predicate equals masked dense attention", () => {
   it("the generated layouts are ragged with partial blocks (the property is not vacuous)", () => {

@@ -1,10 +1,13 @@
 import type { Command } from "commander";
 import { compileModel } from "../../api/compile.js";
+import { checkHtmlRun, htmlReport } from "../../api/report-html.js";
 import { getPath } from "../../config/merge.js";
 import { writeFileAtomic } from "../../io/atomic.js";
 import { printDot } from "../../ir/dot.js";
+import { ConfigError } from "../../ir/errors.js";
 import { printGraph } from "../../ir/print.js";
 import { estimateMemory, formatBytes, formatMemoryEstimate } from "../../memory.js";
+import type { VisionModelSpec } from "../../models/config.js";
 import { modelByName } from "../../models/index.js";
 import { formatCostTable, formatTimings, gmac } from "../../report.js";
 import {
@@ -15,6 +18,14 @@ import {
   specFromFlags,
 } from "../spec-options.js";
 
+type ReportFlags = ModelFlags & {
+  json?: boolean;
+  html?: string;
+  run?: boolean;
+  video?: string;
+  backend?: string;
+};
+
 export function registerReport(program: Command): void {
   addModelOptions(
     program
@@ -22,13 +33,53 @@ export function registerReport(program: Command): void {
       .description(
         "compile a model and print per-layer tokens, keys per query and MACs, sparse vs dense",
       )
-      .option("--json", "print one JSON object instead of tables"),
-  ).action(async (flags: ModelFlags & { json?: boolean }) => {
+      .option("--json", "print one JSON object instead of tables")
+      .option(
+        "--html <file>",
+        "also write one self-contained page: the cost table and every layer's attention pattern",
+      )
+      .option(
+        "--run",
+        "with --html: run the vision encoder on the synthetic clip and draw the tokens each drop kept",
+      )
+      .option(
+        "--video <file>",
+        "with --html: run on this video (or folder of frames) and draw the kept tokens over its frames",
+      )
+      .option(
+        "--backend <name>",
+        "with --run or --video: the backend (default: the fastest available)",
+      ),
+  ).action(async (flags: ReportFlags) => {
     const name = chosenModel(flags);
     const model = modelByName(name);
     const spec = await specFromFlags(model, flags);
+    const runs = flags.run === true || flags.video !== undefined;
+    if (flags.html === undefined && (runs || flags.backend !== undefined)) {
+      throw new ConfigError("html", "--run, --video and --backend belong with --html FILE");
+    }
+    if (runs) checkHtmlRun(name);
     const compiled = compileModel(model, spec);
     const dense = compileModel(model, model.dense(spec));
+    if (flags.html !== undefined) {
+      const page = await htmlReport({
+        model: name,
+        description: model.describe(spec),
+        compiled,
+        dense: compiled.cost.totals.macs === dense.cost.totals.macs ? null : dense,
+        ...(runs
+          ? {
+              run: {
+                spec: spec as VisionModelSpec,
+                ...(flags.video === undefined ? {} : { video: flags.video }),
+                ...(flags.backend === undefined ? {} : { backend: flags.backend }),
+                budget: memoryBudget({}),
+              },
+            }
+          : {}),
+      });
+      await writeFileAtomic(flags.html, page);
+    }
     const hasSparsity = compiled.cost.totals.macs !== dense.cost.totals.macs;
     const ratio = compiled.cost.totals.macs / dense.cost.totals.macs;
     // What `run` would need (src/memory.ts), against what it would be allowed.

@@ -118,6 +118,7 @@ export type RetrieveFlags = ModelFlags & {
   k?: string;
   pairsPerBatch?: string;
   synthetic?: string;
+  prefetch?: string;
   backend?: string;
   threads?: string;
   kernels?: string;
@@ -142,6 +143,16 @@ function kernelChoice(text: string | undefined): KernelChoice | undefined {
     throw new ConfigError("kernels", `must be one of ${KERNEL_CHOICES.join(", ")}, got "${text}"`);
   }
   return text as KernelChoice;
+}
+
+const PREFETCH_HELP =
+  "video files decoded ahead of the video encoder, on a worker thread while it runs (0: one at a time; default: the video batch)";
+
+/** --prefetch: clips decoded ahead, in [0, 4096]; undefined: retrieve's default (the video batch). */
+function prefetchOption(text: string | undefined): number | undefined {
+  return text === undefined
+    ? undefined
+    : parseIntOption("--prefetch", "prefetch", text, { min: 0, max: 4096 }, 0);
 }
 
 /**
@@ -169,11 +180,16 @@ export async function retrievalInputs(
     videoArgs.length > 0 ? 0 : positiveInt("--synthetic", "synthetic", flags.synthetic, 4, 4096);
   const { model: beit, frames } = spec.vision;
   const clipBytes = 4 * numElements([frames, beit.channels, beit.imageSize, beit.imageSize]);
+  const prefetch = prefetchOption(flags.prefetch) ?? spec.vision.batch;
   const plan = planRetrieval(spec, {
     ...parts,
     budget: memoryBudget(flags),
     extra: [
       { what: `${synthetic} synthetic clips`, bytes: synthetic * clipBytes },
+      // the clips decoded ahead, and the one being decoded, besides the batch being encoded
+      ...(videoArgs.length > 0
+        ? [{ what: `${prefetch + 1} clips decoded ahead`, bytes: (prefetch + 1) * clipBytes }]
+        : []),
       ...(await weightFileMemory(flags.weights)),
     ],
   });
@@ -189,7 +205,7 @@ export async function retrievalInputs(
       "captions are tokenized with sprig's built-in stand-in vocabulary; a released checkpoint needs its own vocab.txt (--vocab)",
     );
   }
-  return { spec, plan, captions, videos, vocab, weightFile, notes };
+  return { spec, plan, captions, videos, vocab, weightFile, notes, prefetch };
 }
 
 function scoresJson(m: ScoreMatrix): number[][] {
@@ -245,9 +261,17 @@ function formatRetrieval(result: RetrieveResult, spec: RetrievalModelSpec, top: 
   const t = result.timings;
   lines.push(
     "",
-    `time: video ${t.videoMsPerClip.toFixed(1)} ms/clip (${macs(result.macs.video)}), text ${t.textMsPerCaption.toFixed(1)} ms/caption (${macs(result.macs.text)}), ITM ${t.itmMsPerPair.toFixed(1)} ms/pair (${macs(result.macs.pair)}); preprocessing ${t.preprocessMs.toFixed(0)} ms, compile ${t.compileMs.toFixed(0)} ms, lower ${t.lowerMs.toFixed(0)} ms, total ${t.totalMs.toFixed(0)} ms`,
+    `time: video ${t.videoMsPerClip.toFixed(1)} ms/clip (${macs(result.macs.video)}), text ${t.textMsPerCaption.toFixed(1)} ms/caption (${macs(result.macs.text)}), ITM ${t.itmMsPerPair.toFixed(1)} ms/pair (${macs(result.macs.pair)}); compile ${t.compileMs.toFixed(0)} ms, lower ${t.lowerMs.toFixed(0)} ms, total ${t.totalMs.toFixed(0)} ms`,
+    videoPhaseLine(result),
   );
   return lines.join("\n");
+}
+
+/** The video phase: throughput and where its time went (decoding overlaps the encoder). */
+function videoPhaseLine(result: RetrieveResult): string {
+  const t = result.timings;
+  const steps = t.preprocessSteps;
+  return `videos: ${t.clipsPerSecond.toFixed(2)} clips/s (${result.videoIds.length} in ${t.videoWallMs.toFixed(0)} ms: encoder ${t.videoMs.toFixed(0)} ms, waiting for decoded clips ${t.preprocessWaitMs.toFixed(0)} ms, copies ${t.videoCopyMs.toFixed(0)} ms); decoding ${t.preprocessMs.toFixed(0)} ms (probe ${steps.probeMs.toFixed(0)}, decode ${steps.decodeMs.toFixed(0)}, resize ${steps.resizeMs.toFixed(0)}) on ${result.preprocessing}`;
 }
 
 export function registerRetrieve(program: Command): void {
@@ -277,6 +301,7 @@ export function registerRetrieve(program: Command): void {
       .option("--k <n>", "candidates reranked with ITM per query (k_test)", "128")
       .option("--pairs-per-batch <n>", "ITM pairs per batch", "8")
       .option("--synthetic <n>", "synthetic clips when no videos are given (default 4)")
+      .option("--prefetch <n>", PREFETCH_HELP)
       .option("--backend <name>", "backend (default: the fastest available)")
       .option("--threads <n>", "intra-op threads where the backend has them")
       .option("--kernels <choice>", "sprig's own block-sparse attention kernels: auto, on, off")
@@ -314,6 +339,7 @@ export function registerRetrieve(program: Command): void {
       captions: input.captions.captions,
       vocab: input.vocab,
       plan: input.plan,
+      prefetch: input.prefetch,
       k,
       pairsPerBatch,
       ...(groundTruth !== undefined
@@ -347,6 +373,7 @@ export function registerRetrieve(program: Command): void {
           pairs_scored: result.pairsScored,
           recall: result.recall,
           timings_ms: result.timings,
+          preprocessing: result.preprocessing,
           macs: result.macs,
           weights: result.weightReport ?? "seeded",
         })}\n`,
@@ -382,6 +409,7 @@ export function registerEmbed(program: Command): void {
         "retrieval model weights: safetensors or a PyTorch .pth (default: seeded)",
       )
       .option("--synthetic <n>", "synthetic clips when no videos are given (default 4)")
+      .option("--prefetch <n>", PREFETCH_HELP)
       .option("--backend <name>", "backend (default: the fastest available)")
       .option("--threads <n>", "intra-op threads where the backend has them")
       .option("--kernels <choice>", "sprig's own block-sparse attention kernels: auto, on, off")
@@ -406,6 +434,7 @@ export function registerEmbed(program: Command): void {
         captions: input.captions.captions,
         vocab: input.vocab,
         plan: input.plan,
+        prefetch: input.prefetch,
         embeddingsOnly: true,
         ...(flags.backend !== undefined ? { backend: flags.backend } : {}),
         ...(threads !== undefined ? { threads } : {}),
@@ -436,11 +465,12 @@ export function registerEmbed(program: Command): void {
         text_feat: [result.captions.length, e],
         backend: result.backend,
         timings_ms: result.timings,
+        preprocessing: result.preprocessing,
       };
       if (flags.json) process.stdout.write(`${JSON.stringify(summary)}\n`);
       else
         process.stdout.write(
-          `wrote ${flags.out}: video_feat [${result.videoIds.length}, ${e}], text_feat [${result.captions.length}, ${e}] (${result.backend}; video ${result.timings.videoMsPerClip.toFixed(1)} ms/clip, text ${result.timings.textMsPerCaption.toFixed(1)} ms/caption)\n`,
+          `wrote ${flags.out}: video_feat [${result.videoIds.length}, ${e}], text_feat [${result.captions.length}, ${e}] (${result.backend}; video ${result.timings.videoMsPerClip.toFixed(1)} ms/clip, text ${result.timings.textMsPerCaption.toFixed(1)} ms/caption)\n${videoPhaseLine(result)}\n`,
         );
     },
   );

@@ -234,6 +234,14 @@ export function registerRun(program: Command): void {
     const tokensPerLayer = compiled.cost.layers.map((l) => l.tokensIn);
     const gflops = (2 * compiled.cost.totals.macs) / (result.medianMs / 1000) / 1e9;
     const frames = model.framesPath === null ? undefined : getPath(spec, model.framesPath);
+    // Clips per forward: the vision model's batch, the retrieval model's video batch.
+    const clips =
+      name === "vision"
+        ? (spec as VisionModelSpec).batch
+        : name === "retrieval"
+          ? (spec as RetrievalModelSpec).vision.batch
+          : undefined;
+    const clipsPerSecond = clips === undefined ? undefined : (1000 * clips) / result.medianMs;
     if (flags.json) {
       process.stdout.write(
         `${JSON.stringify({
@@ -247,6 +255,7 @@ export function registerRun(program: Command): void {
           tokens_per_layer: tokensPerLayer,
           macs: compiled.cost.totals.macs,
           gflops,
+          ...(clipsPerSecond !== undefined ? { clips_per_second: clipsPerSecond } : {}),
           median_ms: result.medianMs,
           min_ms: result.minMs,
           max_ms: result.maxMs,
@@ -266,7 +275,7 @@ export function registerRun(program: Command): void {
         "",
         formatTimings(compiled.timings),
         `stages: compile ${result.stageMs.compile.toFixed(0)} ms, weights ${result.stageMs.weights.toFixed(0)} ms, lower ${result.stageMs.lower.toFixed(0)} ms, warmup ${result.stageMs.warmup.toFixed(0)} ms`,
-        `forward: median ${result.medianMs.toFixed(1)} ms (min ${result.minMs.toFixed(1)}, max ${result.maxMs.toFixed(1)}, ${reps} reps) = ${gflops.toFixed(1)} GFLOP/s on ${gmac(compiled.cost.totals.macs)} GMAC`,
+        `forward: median ${result.medianMs.toFixed(1)} ms (min ${result.minMs.toFixed(1)}, max ${result.maxMs.toFixed(1)}, ${reps} reps) = ${gflops.toFixed(1)} GFLOP/s on ${gmac(compiled.cost.totals.macs)} GMAC${clipsPerSecond === undefined ? "" : `, ${clipsPerSecond.toFixed(2)} clips/s at ${clips} clip${clips === 1 ? "" : "s"} per forward`}`,
         `peak RSS: ${result.peakRssMb.toFixed(0)} MB`,
         "",
       ].join("\n"),

@@ -37,6 +37,11 @@ export const sparsitySchema: z.ZodType<SparsityConfig> = z.strictObject({
       seed: int(0, 2 ** 32 - 1),
       perHead: bool(),
       padding: oneOf(PADDING_MODES),
+      pattern: z
+        .string({ message: 'must be a pattern spec such as "window3d:3x7x7"' })
+        .min(1, { message: 'must be a pattern spec such as "window3d:3x7x7"' })
+        .max(1000, { message: "must be at most 1000 characters" })
+        .optional(),
     })
     .nullable(),
   tokens: z
@@ -127,6 +132,13 @@ export const VISION_FLAGS: readonly FlagSpec[] = [
     kind: "choice",
     values: PADDING_MODES,
     help: 'padded keys: "reference" (as the authors) or "masked"',
+  },
+  {
+    flag: "--pattern",
+    placeholder: "<spec>",
+    path: "sparsity.attention.pattern",
+    kind: "text",
+    help: "a library attention pattern instead of local + random, e.g. window3d:3x7x7 (sprig pattern list)",
   },
   {
     flag: "--token-order",

@@ -1,0 +1,82 @@
+import { spawnSync } from "node:child_process";
+import { mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { readSafetensors } from "../../src/io/safetensors.js";
+import { expectUserError, lines, SHARED, sprigTsx } from "../support/cli.js";
+import { K1_CONFIG } from "../support/k1.js";
+
+/**
+ * `sprig embed` over a folder of videos decodes them ahead of the video encoder on a worker
+ * thread (--prefetch, default one video batch): the file it writes is the one that decoding
+ * one clip at a time (--prefetch 0) writes, and it says how fast and where the time went.
+ */
+const K1_SIDECAR = join(SHARED, "conformance/video-text/k1_retrieval_pixels.json");
+
+let tmp: string;
+let config: string;
+let vocab: string;
+let videos: string;
+
+beforeAll(async () => {
+  tmp = await mkdtemp(join(tmpdir(), "sprig-embed-"));
+  config = join(tmp, "k1.json");
+  await writeFile(
+    config,
+    JSON.stringify({ ...K1_CONFIG, vision: { ...K1_CONFIG.vision, batch: 2 } }),
+  );
+  const sidecar = JSON.parse(await readFile(K1_SIDECAR, "utf8"));
+  vocab = join(tmp, "vocab.txt");
+  await writeFile(vocab, `${sidecar.module_spec.vocab.join("\n")}\n`);
+  videos = join(tmp, "videos");
+  await mkdir(videos);
+  for (let i = 0; i < 5; i++) {
+    const made = spawnSync("ffmpeg", [
+      "-nostdin",
+      "-loglevel",
+      "error",
+      "-f",
+      "lavfi",
+      "-i",
+      `testsrc2=size=96x72:rate=25:duration=${1 + i * 0.3}`,
+      "-vf",
+      `hue=h=${i * 60}`,
+      "-pix_fmt",
+      "yuv420p",
+      join(videos, `clip${i}.mp4`),
+    ]);
+    expect(made.status, made.stderr?.toString()).toBe(0);
+  }
+});
+afterAll(async () => {
+  await rm(tmp, { recursive: true, force: true });
+});
+
+const embed = (out: string, ...extra: string[]) =>
+  sprigTsx(["embed", videos, "--config", config, "--vocab", vocab, "--out", out, ...extra]);
+
+describe("sprig embed over many videos", () => {
+  it("writes the same embeddings decoding ahead as one clip at a time, and reports clips/s", async () => {
+    const ahead = join(tmp, "ahead.safetensors");
+    const serial = join(tmp, "serial.safetensors");
+    const [a, s] = [await embed(ahead), await embed(serial, "--prefetch", "0")];
+    expect(a.code, a.stderr).toBe(0);
+    expect(s.code, s.stderr).toBe(0);
+    const [fa, fs] = [await readSafetensors(ahead), await readSafetensors(serial)];
+    expect(fa.tensors.get("video_feat")!.shape).toEqual([5, 32]);
+    expect(fa.tensors.get("video_feat")!.data).toEqual(fs.tensors.get("video_feat")!.data);
+    expect(fa.tensors.get("text_feat")!.data).toEqual(fs.tensors.get("text_feat")!.data);
+    const phase = (stdout: string) => lines(stdout).find((l) => l.startsWith("videos: "))!;
+    expect(phase(a.stdout)).toMatch(/^videos: [\d.]+ clips\/s \(5 in \d+ ms: encoder \d+ ms/);
+    expect(phase(a.stdout)).toContain("on a worker thread, 2 clips ahead");
+    expect(phase(s.stdout)).toContain("on the main thread (prefetch 0: one clip at a time)");
+  }, 120_000);
+
+  it("refuses a --prefetch that is not a decimal integer in [0, 4096]", async () => {
+    for (const bad of ["-1", "1.5", "0x2", "5000"]) {
+      const run = await embed(join(tmp, "never.safetensors"), "--prefetch", bad);
+      expectUserError(run, '"prefetch"', "--prefetch", "[0, 4096]");
+    }
+  }, 120_000);
+});
