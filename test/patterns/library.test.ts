@@ -10,6 +10,8 @@
  * - pattern specs parse (operators, heads(...), parameters) and refuse what is wrong, naming it;
  * - coordinates are exact before a drop, spread after one, and refused where asked.
  */
+import { readdirSync } from "node:fs";
+import { fileURLToPath } from "node:url";
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { ConfigError } from "../../src/ir/errors.js";
@@ -112,6 +114,15 @@ const GRIDS: readonly Grid[] = [
 ];
 
 describe("the library", () => {
+  it("lists every pattern file of src/patterns/library/", () => {
+    const folder = fileURLToPath(new URL("../../src/patterns/library/", import.meta.url));
+    const files = readdirSync(folder)
+      .filter((file) => file.endsWith(".ts") && file !== "index.ts" && file !== "entry.ts")
+      .map((file) => file.replace(/\.ts$/, ""))
+      .sort();
+    expect(files).toEqual(LIBRARY.map((entry) => entry.name).sort());
+  });
+
   it("has one entry per name, each with a summary, a source and valid defaults", () => {
     const names = LIBRARY.map((e) => e.name);
     expect(new Set(names).size).toBe(names.length);
@@ -129,11 +140,12 @@ describe("the library", () => {
       ]),
     );
     for (const entry of LIBRARY) {
-      // A new pattern is tested once it is listed at small sizes (support.ts, SMALL_SPECS).
-      expect(
-        SMALL_SPECS.some((spec) => spec === entry.name || spec.startsWith(`${entry.name}:`)),
-        entry.name,
-      ).toBe(true);
+      // Its own small specs put a new pattern in the mask-equivalence property.
+      expect(entry.smallSpecs.length, entry.name).toBeGreaterThan(0);
+      for (const spec of entry.smallSpecs) {
+        expect(spec === entry.name || spec.startsWith(`${entry.name}:`), spec).toBe(true);
+        expect(() => parsePattern(spec), spec).not.toThrow();
+      }
       expect(entry.summary.length).toBeGreaterThan(10);
       expect(entry.source.length).toBeGreaterThan(10);
       expect(parsePattern(entry.name).label.length).toBeGreaterThan(0);

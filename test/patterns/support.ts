@@ -5,6 +5,7 @@
  */
 import { attentionPlan, entryReads, layoutHeadOf, planRow } from "../../src/ir/attention-plan.js";
 import type { BlockLayout } from "../../src/ir/pattern.js";
+import { LIBRARY } from "../../src/patterns/library/index.js";
 
 /** Whether the layout reads (q, k) in head h, from the attention plan's rows and masks. */
 export function planReads(
@@ -33,20 +34,5 @@ export function planReads(
   };
 }
 
-/**
- * Specs for grids of a few frames of 3-6 x 3-6 patches: every library entry, with
- * parameters that neither read everything nor nothing there.
- */
-export const SMALL_SPECS: readonly string[] = [
-  "svitt:local=1,random=1",
-  "dense",
-  "window:w=5",
-  "window3d:3x3x3",
-  "window3d:kernel=1x3x3,dilation=1x2x1",
-  "divided",
-  "strided:stride=12,local=2",
-  "dilated:w=3,d=3",
-  "bigbird:global=4,window=1,random=1",
-  "causal",
-  "causal:frames=1",
-];
+/** Every library entry's specs for small grids (LibraryEntry.smallSpecs), in library order. */
+export const SMALL_SPECS: readonly string[] = LIBRARY.flatMap((entry) => entry.smallSpecs);

@@ -31,6 +31,7 @@ export const bigbird: LibraryEntry = {
     { name: "window", kind: "int", default: 3, min: 1, odd: true, help: "window in blocks" },
     { name: "random", kind: "int", default: 3, min: 0, help: "random blocks per query block" },
   ],
+  smallSpecs: ["bigbird:global=4,window=1,random=1"],
   make: (params) => {
     const global = intParam(params, "global");
     const window = intParam(params, "window");

@@ -16,6 +16,7 @@ export const causal: LibraryEntry = {
   params: [
     { name: "frames", kind: "int", default: 0, min: 0, help: "frames read, 0 for every earlier" },
   ],
+  smallSpecs: ["causal", "causal:frames=1"],
   make: (params) => {
     const frames = intParam(params, "frames");
     const reads = (qt: number, kt: number) => kt <= qt && (frames === 0 || kt > qt - frames);

@@ -11,6 +11,7 @@ export const dense: LibraryEntry = {
   summary: "every query reads every key",
   source: "dense attention (Vaswani et al., 2017)",
   params: [],
+  smallSpecs: ["dense"],
   make: () =>
     definePattern({ label: "dense", needs: "order", reads: () => true, blocks: () => "all" }),
 };

@@ -14,6 +14,7 @@ export const dilated: LibraryEntry = {
     { name: "w", kind: "int", default: 56, min: 0, help: "keys on each side" },
     { name: "d", kind: "int", default: 2, min: 1, help: "gap between keys (dilation)" },
   ],
+  smallSpecs: ["dilated:w=3,d=3"],
   make: (params) => {
     const w = intParam(params, "w");
     const d = intParam(params, "d");

@@ -14,6 +14,7 @@ export const divided: LibraryEntry = {
   summary: "the token's own frame, and its own position in every frame (TimeSformer)",
   source: "TimeSformer divided space-time attention (Bertasius et al., ICML 2021)",
   params: [],
+  smallSpecs: ["divided"],
   make: () =>
     definePattern({
       label: "divided space-time",

@@ -4,7 +4,7 @@ import type { BlockVerdict, Pattern, TokenBox } from "../language.js";
 /**
  * What a library pattern is: a name, where it comes from, its parameters and how to make
  * the pattern from them. One file per pattern in this folder exports one LibraryEntry;
- * src/patterns/library/index.ts lists them.
+ * src/patterns/library/index.ts lists them (a test checks that every file is listed).
  */
 export interface LibraryEntry {
   /** The name in pattern specs ("window3d:3x7x7"): lower-case letters and digits. */
@@ -15,6 +15,13 @@ export interface LibraryEntry {
   readonly source: string;
   /** Parameters, the first one also positional ("window3d:3x7x7" is kernel=3x7x7). */
   readonly params: readonly ParamSpec[];
+  /**
+   * Specs of this pattern for clips of 2-3 frames of 3-6 x 3-6 patches, with parameters
+   * that read neither everything nor nothing there: the test suite runs each through the
+   * mask-equivalence property on every backend (test/properties/mask-equivalence.test.ts),
+   * so a new pattern is tested from its own file.
+   */
+  readonly smallSpecs: readonly string[];
   readonly make: (params: ParamValues) => Pattern;
 }
 

@@ -19,6 +19,7 @@ export const strided: LibraryEntry = {
     { name: "stride", kind: "int", default: 196, min: 1, help: "stride in tokens" },
     { name: "local", kind: "int", default: 56, min: 0, help: "keys on each side read densely" },
   ],
+  smallSpecs: ["strided:stride=12,local=2"],
   make: (params) => {
     const stride = intParam(params, "stride");
     const local = intParam(params, "local");

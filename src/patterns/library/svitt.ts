@@ -22,6 +22,7 @@ export const svitt: LibraryEntry = {
     { name: "local", kind: "int", default: 1, min: 0, odd: true, help: "local window in blocks" },
     { name: "random", kind: "int", default: 3, min: 0, help: "random blocks per query block" },
   ],
+  smallSpecs: ["svitt:local=1,random=1"],
   make: (params) => {
     const local = intParam(params, "local");
     const random = intParam(params, "random");

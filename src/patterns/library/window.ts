@@ -14,6 +14,7 @@ export const window: LibraryEntry = {
   summary: "the keys within w positions of the query in the token order",
   source: "Longformer's sliding window (Beltagy et al., 2020); Image Transformer local attention",
   params: [{ name: "w", kind: "int", default: 112, min: 0, help: "keys on each side" }],
+  smallSpecs: ["window:w=5"],
   make: (params) => {
     const w = intParam(params, "w");
     return definePattern({

@@ -32,6 +32,7 @@ export const window3d: LibraryEntry = {
       help: "dilation per axis",
     },
   ],
+  smallSpecs: ["window3d:3x3x3", "window3d:kernel=1x3x3,dilation=1x2x1"],
   make: (params) => {
     const kernel = tripleParam(params, "kernel");
     const dilation = tripleParam(params, "dilation");
