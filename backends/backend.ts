@@ -10,10 +10,19 @@ import type { WeightStore } from "../src/runtime/weights.js";
 export interface Backend {
   readonly name: string;
   readonly description: string;
+  /**
+   * What one run of an executable keeps busy: "one" core (the reference interpreter, tfjs in
+   * Node: its wasm build has no threads there), "all" cores (onnxruntime's intra-op threads),
+   * or a "device" (a GPU). Independent inputs, such as the clips of a collection, are spread
+   * over executables on worker threads only for "one" (src/api/executable-pool.ts).
+   */
+  readonly cores: CoreUse;
   /** Whether the backend can run on this machine, and if not, why. */
   availability(): Promise<Availability>;
   compile(graph: Graph, weights: WeightStore, options?: CompileOptions): Promise<Executable>;
 }
+
+export type CoreUse = "one" | "all" | "device";
 
 export type Availability =
   | { readonly ok: true; readonly detail: string }

@@ -52,6 +52,7 @@ async function gpujs(options: BrowserBackendOptions): Promise<Backend> {
   const mode = options.gpujsMode ?? "auto";
   return {
     name: "gpujs",
+    cores: "device",
     description: `gpu.js kernels generated per node (${mode === "auto" ? "WebGL2 where available" : `${mode} mode`})`,
     availability: async () => ({ ok: true, detail: `gpu.js, mode ${mode}` }),
     // debug 0: the Node default reads SPRIG_DEBUG from process.env.

@@ -48,6 +48,7 @@ import {
   syntheticClip,
   visionPreset,
 } from "../src/index.js";
+import { workersFor } from "../src/api/executable-pool.js";
 import { availableBackends } from "./common.js";
 import { machineDescription } from "./harness.js";
 import { BENCH_CAPTIONS } from "./retrieval.bench.js";
@@ -212,6 +213,8 @@ export interface VideoJobRow {
   readonly batch: number;
   /** 0: one clip at a time on the main thread; else clips decoded ahead on a worker. */
   readonly prefetch: number;
+  /** Video encoders at once (1: on the main thread; more: one per worker thread). */
+  readonly workers: number;
   readonly preprocessing: string;
   readonly videos: number;
   readonly captions: number;
@@ -238,6 +241,7 @@ async function videoJob(
   captions: number,
   batch: number,
   prefetch: number,
+  workers: number,
 ): Promise<{ result: RetrieveResult; cpu: CpuShare | null }> {
   const base = retrievalPreset(FRAMES, "svitt");
   const spec = { ...base, vision: { ...base.vision, batch }, texts: Math.min(16, captions) };
@@ -252,6 +256,7 @@ async function videoJob(
     k: 128,
     pairsPerBatch: 8,
     prefetch,
+    workers,
     backend,
     onProgress: (message) => {
       if (message.startsWith("encoding ")) start = cpuSnapshot();
@@ -266,6 +271,7 @@ function jobRow(
   job: "embed" | "retrieve",
   batch: number,
   prefetch: number,
+  workers: number,
   runs: readonly { result: RetrieveResult; cpu: CpuShare | null }[],
 ): VideoJobRow {
   const med = (pick: (t: RetrieveResult["timings"]) => number) =>
@@ -277,6 +283,7 @@ function jobRow(
     job,
     batch,
     prefetch,
+    workers,
     preprocessing: first.preprocessing,
     videos: first.videoIds.length,
     captions: first.captions.length,
@@ -297,7 +304,11 @@ function jobRow(
   };
 }
 
-/** Jobs at each (batch, prefetch), `rounds` of each, alternating within a round. */
+/**
+ * Jobs at each batch: one clip at a time, decoded ahead for one encoder, and (where the
+ * backend's default runs several encoders, one-core backends) decoded ahead for that many
+ * encoders on worker threads; `rounds` of each, alternating within a round.
+ */
 async function benchVideoJobs(
   backend: BackendName,
   job: "embed" | "retrieve",
@@ -306,25 +317,32 @@ async function benchVideoJobs(
   batches: readonly number[],
   rounds: number,
 ): Promise<VideoJobRow[]> {
-  const configs = batches.flatMap((batch) => [
-    { batch, prefetch: 0 },
-    { batch, prefetch: batch },
-  ]);
+  const loaded = await loadBackend(backend);
+  const configs = batches.flatMap((batch) => {
+    const workers = workersFor(loaded, Math.ceil(paths.length / batch));
+    return [
+      { batch, prefetch: 0, workers: 1 },
+      { batch, prefetch: batch, workers: 1 },
+      ...(workers > 1 ? [{ batch, prefetch: batch * workers, workers }] : []),
+    ];
+  });
   const runs = configs.map(() => [] as { result: RetrieveResult; cpu: CpuShare | null }[]);
   for (let round = 0; round < rounds; round++) {
     const order = configs.map((_, i) => i);
     if (round % 2 === 1) order.reverse();
     for (const i of order) {
-      const { batch, prefetch } = configs[i]!;
-      const run = await videoJob(backend, job, paths, captions, batch, prefetch);
+      const { batch, prefetch, workers } = configs[i]!;
+      const run = await videoJob(backend, job, paths, captions, batch, prefetch, workers);
       runs[i]!.push(run);
       const t = run.result.timings;
       console.log(
-        `throughput ${backend} ${job} batch ${batch} prefetch ${prefetch} (${round + 1}/${rounds}): ${t.clipsPerSecond.toFixed(2)} clips/s, encoder ${t.videoMs.toFixed(0)} ms, waited ${t.preprocessWaitMs.toFixed(0)} ms, decoding ${t.preprocessMs.toFixed(0)} ms; CPU ours ${run.cpu === null ? "?" : (100 * run.cpu.ours).toFixed(0)}%, others ${run.cpu === null ? "?" : (100 * run.cpu.others).toFixed(0)}%`,
+        `throughput ${backend} ${job} batch ${batch} prefetch ${prefetch} workers ${workers} (${round + 1}/${rounds}): ${t.clipsPerSecond.toFixed(2)} clips/s, encoder ${t.videoMs.toFixed(0)} ms, waited ${t.preprocessWaitMs.toFixed(0)} ms, decoding ${t.preprocessMs.toFixed(0)} ms; CPU ours ${run.cpu === null ? "?" : (100 * run.cpu.ours).toFixed(0)}%, others ${run.cpu === null ? "?" : (100 * run.cpu.others).toFixed(0)}%`,
       );
     }
   }
-  return configs.map(({ batch, prefetch }, i) => jobRow(backend, job, batch, prefetch, runs[i]!));
+  return configs.map(({ batch, prefetch, workers }, i) =>
+    jobRow(backend, job, batch, prefetch, workers, runs[i]!),
+  );
 }
 
 // ---- 4. the staged path, explained -----------------------------------------------------
@@ -572,8 +590,8 @@ export function computeTable(rows: readonly ComputeRow[]): string {
 
 export function jobsTable(rows: readonly VideoJobRow[]): string {
   const lines = [
-    "| backend | job | videos x captions | batch | decoding | clips/s (video phase) | vs one at a time | video phase ms | encoder ms | waited ms | probe / decode / resize ms | copies ms | CPU: ours / others | job total ms | runs |",
-    "|---|---|---|---:|---|---:|---:|---:|---:|---:|---|---:|---|---:|---:|",
+    "| backend | job | videos x captions | batch | decoding | encoders | clips/s (video phase) | vs one at a time | video phase ms | encoder ms | waited ms | probe / decode / resize ms | copies ms | CPU: ours / others | job total ms | runs |",
+    "|---|---|---|---:|---|---:|---:|---:|---:|---:|---:|---|---:|---|---:|---:|",
   ];
   for (const r of rows) {
     const serial = rows.find(
@@ -584,7 +602,7 @@ export function jobsTable(rows: readonly VideoJobRow[]): string {
         ? ""
         : `${(r.clipsPerSecond / serial.clipsPerSecond).toFixed(2)}x`;
     lines.push(
-      `| ${r.backend} | ${r.job} | ${r.videos} x ${r.captions} | ${r.batch} | ${r.prefetch === 0 ? "one at a time, main thread" : `worker, ${r.prefetch} ahead`} | ${r.clipsPerSecond.toFixed(2)} | ${gain} | ${ms(r.videoWallMs)} | ${ms(r.encoderMs)} | ${ms(r.waitMs)} | ${ms(r.probeMs)} / ${ms(r.decodeMs)} / ${ms(r.resizeMs)} | ${ms(r.copyMs)} | ${r.cpu === null ? "?" : `${pct(r.cpu.ours)} / ${pct(r.cpu.others)}`} | ${ms(r.totalMs)} | ${r.runs} |`,
+      `| ${r.backend} | ${r.job} | ${r.videos} x ${r.captions} | ${r.batch} | ${r.prefetch === 0 ? "one at a time, main thread" : `worker, ${r.prefetch} ahead`} | ${r.workers === 1 ? "1, main thread" : `${r.workers}, worker threads`} | ${r.clipsPerSecond.toFixed(2)} | ${gain} | ${ms(r.videoWallMs)} | ${ms(r.encoderMs)} | ${ms(r.waitMs)} | ${ms(r.probeMs)} / ${ms(r.decodeMs)} / ${ms(r.resizeMs)} | ${ms(r.copyMs)} | ${r.cpu === null ? "?" : `${pct(r.cpu.ours)} / ${pct(r.cpu.others)}`} | ${ms(r.totalMs)} | ${r.runs} |`,
     );
   }
   return lines.join("\n");
@@ -614,7 +632,7 @@ export function throughputSection(result: ThroughputResult): string[] {
   return [
     "Compute, synthetic clips (SViTT, 8 frames):",
     computeTable(result.compute),
-    "Real videos (testsrc2 320x240, H.264): decoding one clip at a time against decoding ahead on a worker thread while the encoder runs. Video phase: first clip asked for to last embedding. Decoding steps are summed over clips wherever they ran (on the worker they overlap the encoder). CPU: shares of the whole machine over the video phase, this process with its threads and child processes (ffprobe, ffmpeg) against everything else.",
+    "Real videos (testsrc2 320x240, H.264): decoding one clip at a time against decoding ahead on a worker thread while the encoder runs, and, on one-core backends, that many video encoders on worker threads (sprig's default there). Video phase: first clip asked for to last embedding. Decoding steps are summed over clips wherever they ran (on the worker they overlap the encoder). CPU: shares of the whole machine over the video phase, this process with its threads and child processes (ffprobe, ffmpeg) against everything else.",
     jobsTable(result.jobs),
     ...(result.staged === null ? [] : ["The onnx staged path:", stagedSection(result.staged)]),
   ];

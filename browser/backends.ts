@@ -190,6 +190,7 @@ export async function recordingBackend(
   const inner = await innerBackend(name);
   return {
     name: inner.name,
+    cores: inner.cores,
     description: inner.description,
     availability: () => inner.availability(),
     compile: async (graph, weights, options) => {

@@ -26,6 +26,7 @@ export type {
   Availability,
   Backend,
   CompileOptions as BackendCompileOptions,
+  CoreUse,
   Executable,
 } from "../backends/backend.js";
 export {

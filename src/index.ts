@@ -11,6 +11,7 @@ export type {
   Availability,
   Backend,
   CompileOptions as BackendCompileOptions,
+  CoreUse,
   Executable,
 } from "../backends/backend.js";
 export { type StagedProfile, stagedProfile } from "../backends/onnx/profile.js";
@@ -80,6 +81,13 @@ export {
   withAttentionPattern,
   writePicture,
 } from "./api/patterns.js";
+export {
+  type ExecutablePool,
+  type ExecutableWorkerSetup,
+  openExecutablePool,
+  poolOf,
+  workersFor,
+} from "./api/executable-pool.js";
 export { type HtmlReportOptions, htmlReport } from "./api/report-html.js";
 export {
   type RetrievalPlan,

@@ -93,6 +93,7 @@ export async function compileGpujs(
 
 export const gpujsBackend: Backend = {
   name: "gpujs",
+  cores: "device",
   description:
     "gpu.js kernels generated per node (GLSL on headless-gl in gpu mode, JavaScript in cpu mode); intermediates stay on the device",
   availability: async (): Promise<Availability> => {

@@ -324,6 +324,7 @@ export interface OnnxBackendOptions extends OnnxBuildOptions {
 export function createOnnxBackend(build: OnnxBackendOptions = {}): Backend {
   return {
     name: "onnx",
+    cores: "all",
     description: `ONNX models (opset ${OPSET}${build.portable ? ", standard ops only" : ""}) run by onnxruntime-node on the CPU`,
     availability,
     compile: (graph, weights, options) => compile(graph, weights, options, build),

@@ -143,6 +143,7 @@ export function runReference(
 
 export const referenceBackend: Backend = {
   name: "reference",
+  cores: "one",
   description:
     "plain TypeScript kernels (float32 storage, float64 accumulation); the oracle for every other backend",
   availability: async () => ({ ok: true, detail: "always available (pure TypeScript)" }),

@@ -71,6 +71,9 @@ export function tfjsBackend(kind: TfjsKind, options: TfjsBackendOptions = {}): B
   const strategy = options.strategy ?? defaultStrategy(kind);
   return {
     name,
+    // tfjs-cpu is JavaScript on one thread; tfjs-wasm's threaded build does not start in
+    // Node (platform-facts.md); webgl and webgpu run on the GPU.
+    cores: kind === "cpu" || kind === "wasm" ? "one" : "device",
     description: DESCRIPTIONS[kind],
     availability: async (): Promise<Availability> => {
       try {

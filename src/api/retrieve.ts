@@ -37,6 +37,7 @@ import {
   UNSCORED,
 } from "../models/retrieval/ranking.js";
 import { Rng } from "../patterns/random.js";
+import type { WeightStore } from "../runtime/weights.js";
 import {
   bindWeightFile,
   combineWeightReports,
@@ -44,6 +45,7 @@ import {
   type WeightLoadReport,
 } from "../runtime/weight-file.js";
 import { type CompiledGraph, type CompileOptions, compileProgram } from "./compile.js";
+import { type ExecutablePool, openExecutablePool, poolOf, workersFor } from "./executable-pool.js";
 import { pickBackend } from "./run.js";
 
 /**
@@ -85,11 +87,18 @@ export interface RetrieveOptions {
   readonly embeddingsOnly?: boolean;
   /**
    * Video files decoded ahead of the video encoder, on a worker thread while the encoder
-   * runs (default: spec.vision.batch, one batch ahead; it starts while the parts are
+   * runs (default: spec.vision.batch times workers, one batch ahead per encoder; it starts while the parts are
    * lowered). 0: each clip is decoded on the main thread when the encoder needs it, one
    * after the other. Results are identical either way.
    */
   readonly prefetch?: number;
+  /**
+   * Video encoders run at once, each on its own worker thread with its own copy of the
+   * weights (executable-pool.ts). Default: every core on a backend whose run keeps one core
+   * busy (tfjs-wasm, tfjs-cpu, reference; never more than there are video batches), else 1
+   * (onnx already runs on every core), which runs on this thread.
+   */
+  readonly workers?: number;
   /** Refuse what the memory estimate says exceeds this (see planRetrieval); none: size rules only. */
   readonly budget?: MemoryBudget;
   /** The parts compiled already by planRetrieval for this spec, pairsPerBatch and embeddingsOnly. */
@@ -119,6 +128,8 @@ export function planRetrieval(
     readonly budget?: MemoryBudget;
     readonly extra?: readonly ExtraMemory[];
     readonly compile?: CompileOptions;
+    /** Video encoders held at once (RetrieveOptions.workers); default 1. */
+    readonly videoEncoders?: number;
   },
 ): RetrievalPlan {
   const programs = retrievalParts(spec, options.pairsPerBatch);
@@ -135,8 +146,18 @@ export function planRetrieval(
   const memory = combineEstimates(
     [video, text, ...(itm === null ? [] : [itm])].map((part) => estimateMemory(part.graph)),
   );
+  const more = (options.videoEncoders ?? 1) - 1;
+  const encoders: ExtraMemory[] =
+    more > 0
+      ? [
+          {
+            what: `${more} more video encoder${more === 1 ? "" : "s"} on worker threads`,
+            bytes: more * estimateMemory(video.graph).totalBytes,
+          },
+        ]
+      : [];
   if (options.budget !== undefined) {
-    checkMemoryBudget(memory, options.budget, what, options.extra ?? []);
+    checkMemoryBudget(memory, options.budget, what, [...(options.extra ?? []), ...encoders]);
   }
   return { video, text, itm, memory };
 }
@@ -155,7 +176,7 @@ export interface RetrieveTimings {
   readonly preprocessWaitMs: number;
   /** Host copies around the video encoder: clips stacked into batches, outputs split per clip. */
   readonly videoCopyMs: number;
-  /** The video encoder's forward passes (executable.run). */
+  /** The video encoder's forward passes (executable.run), summed over its workers. */
   readonly videoMs: number;
   /** The whole video phase, first clip asked for to last embedding (wall clock). */
   readonly videoWallMs: number;
@@ -317,11 +338,12 @@ interface EncodedVideos {
 
 /**
  * Runs the video encoder over every clip in batches of spec.vision.batch (a short last
- * batch padded with its last clip), taking clips from the stream as it goes. A batch of one
- * clip is the clip's own buffer (no copy); larger batches are stacked.
+ * batch padded with its last clip), taking clips from the stream as it goes, with up to
+ * encoder.size batches in flight (one per worker). A batch of one clip is the clip's own
+ * buffer (no copy; handed to a worker, it is transferred); larger batches are stacked.
  */
 async function encodeVideos(
-  executable: Executable,
+  encoder: ExecutablePool,
   clips: ClipStream,
   videos: readonly VideoSource[],
   spec: RetrievalModelSpec,
@@ -338,11 +360,23 @@ async function encodeVideos(
   let copyMs = 0;
   let videoMs = 0;
   let embedShape: readonly number[] = [];
-  say(`encoding ${videos.length} videos, ${vb} per batch (decoding: ${clips.where})`);
+  say(
+    `encoding ${videos.length} videos, ${vb} per batch (decoding: ${clips.where}; encoder: ${encoder.detail})`,
+  );
   const started = performance.now();
-  for (let first = 0; first < videos.length; first += vb) {
+  const batches = Math.ceil(videos.length / vb);
+  const outputs: { embeds: Float32Array[]; feats: Float32Array[] }[] = [];
+  // Runs in flight; each settles without rejecting and leaves its failure here.
+  const inFlight = new Set<Promise<void>>();
+  let failure: { readonly error: unknown } | null = null;
+  let encodedCount = 0;
+  for (let b = 0; b < batches && failure === null; b++) {
+    const first = b * vb;
     const n = Math.min(vb, videos.length - first);
+    // A free encoder first, then its clips: decoding keeps going meanwhile.
     let t = performance.now();
+    while (inFlight.size >= encoder.size && failure === null) await Promise.race(inFlight);
+    if (failure !== null) break;
     const batch: Clip[] = [];
     for (let i = 0; i < n; i++) batch.push(await clips.take());
     waitMs += performance.now() - t;
@@ -363,18 +397,36 @@ async function encodeVideos(
             vb,
           );
     copyMs += performance.now() - t;
-    t = performance.now();
-    const out = await executable.run({ pixel_values: pixels });
-    videoMs += performance.now() - t;
-    t = performance.now();
-    const videoEmbeds = out.video_embeds!;
-    embedShape = videoEmbeds.shape.slice(1);
-    for (let i = 0; i < n; i++) {
-      embeds.push(item(videoEmbeds, i));
-      feats.push(item(out.video_feat!, i));
-    }
-    copyMs += performance.now() - t;
-    say(`encoded ${embeds.length}/${videos.length} videos`);
+    const runStarted = performance.now();
+    // Stacked batches and decoded clips are this function's to give away; a caller's own
+    // pixel values (VideoSource.pixels) are copied.
+    const own = vb > 1 || batch[0]!.timings !== null;
+    const run = encoder.run({ pixel_values: pixels }, own).then((out) => {
+      videoMs += performance.now() - runStarted;
+      const copied = performance.now();
+      const videoEmbeds = out.video_embeds!;
+      embedShape = videoEmbeds.shape.slice(1);
+      outputs[b] = {
+        embeds: Array.from({ length: n }, (_, i) => item(videoEmbeds, i)),
+        feats: Array.from({ length: n }, (_, i) => item(out.video_feat!, i)),
+      };
+      copyMs += performance.now() - copied;
+      encodedCount += n;
+      say(`encoded ${encodedCount}/${videos.length} videos`);
+    });
+    const tracked: Promise<void> = run
+      .catch((error: unknown) => {
+        failure ??= { error };
+      })
+      .finally(() => inFlight.delete(tracked));
+    inFlight.add(tracked);
+  }
+  // The first failure is the error, once every run in flight has ended.
+  await Promise.all(inFlight);
+  if (failure !== null) throw (failure as { readonly error: unknown }).error;
+  for (const out of outputs) {
+    embeds.push(...out.embeds);
+    feats.push(...out.feats);
   }
   return {
     embeds,
@@ -427,34 +479,42 @@ export async function retrieve(options: RetrieveOptions): Promise<RetrieveResult
       ...(options.compile !== undefined ? { compile: options.compile } : {}),
     });
   const compileMs = performance.now() - t;
+  const vb = spec.vision.batch;
+  const choices = options.kernels === undefined ? {} : { kernels: options.kernels };
+  const backend = await pickBackend(options.backend, choices);
+  const workers = workersFor(backend, Math.ceil(videos.length / vb), options.workers);
   // Decoding starts now, so that the first clips are ready when the parts are lowered.
-  const clips = openClips(videos, spec, options.prefetch ?? spec.vision.batch);
+  const clips = openClips(videos, spec, options.prefetch ?? vb * workers);
   t = performance.now();
   const parts: Part[] = [];
+  let encoder: ExecutablePool | null = null;
   try {
-    const backend = await pickBackend(
-      options.backend,
-      options.kernels === undefined ? {} : { kernels: options.kernels },
-    );
     const weightReports: WeightLoadReport[] = [];
+    const compileOptions = options.threads === undefined ? {} : { threads: options.threads };
+    const weightsOf = (graph: Graph): WeightStore => {
+      if (options.weightFile === undefined) return initWeights(graph, options.seed ?? 0);
+      const bound = bindWeightFile(graph, options.weightFile, "");
+      weightReports.push(bound.report);
+      return bound.weights;
+    };
     const lower = async (graph: Graph, cost: CostReport): Promise<Part> => {
-      let weights: ReadonlyMap<string, HostTensor>;
-      if (options.weightFile === undefined) {
-        weights = initWeights(graph, options.seed ?? 0);
-      } else {
-        const bound = bindWeightFile(graph, options.weightFile, "");
-        weights = bound.weights;
-        weightReports.push(bound.report);
-      }
-      const executable = await backend.compile(
-        graph,
-        weights,
-        options.threads === undefined ? {} : { threads: options.threads },
-      );
+      const executable = await backend.compile(graph, weightsOf(graph), compileOptions);
       return { graph, cost, executable };
     };
-    const video = await lower(compiled.video.graph, compiled.video.cost);
-    parts.push(video);
+    const videoGraph = compiled.video.graph;
+    encoder =
+      workers === 1
+        ? poolOf(await backend.compile(videoGraph, weightsOf(videoGraph), compileOptions))
+        : await openExecutablePool(
+            {
+              backend: backend.name,
+              choices,
+              graph: videoGraph,
+              weights: weightsOf(videoGraph),
+              compile: compileOptions,
+            },
+            workers,
+          );
     const text = await lower(compiled.text.graph, compiled.text.cost);
     parts.push(text);
     const itm = compiled.itm === null ? null : await lower(compiled.itm.graph, compiled.itm.cost);
@@ -462,7 +522,7 @@ export async function retrieve(options: RetrieveOptions): Promise<RetrieveResult
     const lowerMs = performance.now() - t;
 
     // ---- videos: each encoded once, the next ones decoded meanwhile ----
-    const encodedVideos = await encodeVideos(video.executable, clips, videos, spec, say);
+    const encodedVideos = await encodeVideos(encoder, clips, videos, spec, say);
     const { embeds: videoEmbeds, feats: videoFeats, embedShape, notes } = encodedVideos;
     const vb = spec.vision.batch;
 
@@ -585,7 +645,7 @@ export async function retrieve(options: RetrieveOptions): Promise<RetrieveResult
     const totalMs = performance.now() - start;
     return {
       backend: backend.name,
-      backendDetail: video.executable.detail,
+      backendDetail: encoder.detail,
       videoIds: ids,
       captions,
       k,
@@ -624,6 +684,7 @@ export async function retrieve(options: RetrieveOptions): Promise<RetrieveResult
     };
   } finally {
     await clips.close();
+    await encoder?.close();
     for (const part of parts) part.executable.dispose();
   }
 }

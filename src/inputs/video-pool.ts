@@ -10,17 +10,13 @@
  * (the buffer is transferred). The result is the same preprocessVideo result, bit for bit:
  * the worker runs that same function.
  *
- * The worker script is video-worker.js next to this module. Where it is not (sprig bundled
- * into one file by a bundler), preprocessing runs on the main thread instead and `where`
- * says so; results are identical, only the overlap is lost. Running from the TypeScript
- * sources (tsx, vitest), the worker loads tsx's ESM hooks first, so it runs the same sources.
+ * The worker script is video-worker next to this module (src/runtime/worker-thread.ts).
+ * Where it cannot start (sprig bundled into one file by a bundler), preprocessing runs on
+ * the main thread instead and `where` says so; results are identical, only the overlap is
+ * lost.
  */
-import { existsSync, readFileSync } from "node:fs";
-import { createRequire } from "node:module";
-import { dirname, join } from "node:path";
-import { fileURLToPath, pathToFileURL } from "node:url";
-import { Worker } from "node:worker_threads";
 import { ConfigError } from "../ir/errors.js";
+import { startModuleWorker } from "../runtime/worker-thread.js";
 import { VideoError } from "./ffmpeg.js";
 import { type PreprocessedVideo, type PreprocessOptions, preprocessVideo } from "./video.js";
 
@@ -110,50 +106,14 @@ export function mainThreadPreprocessor(why: string): VideoPreprocessor {
 }
 
 /**
- * How to start the worker: the compiled worker script, or (running from the TypeScript
- * sources) a bootstrap that registers tsx's ESM hooks and imports the .ts worker; or why
- * neither is possible here.
- */
-function workerLaunch(): { script: URL; bootstrap: string | null } | { why: string } {
-  const self = import.meta.url;
-  if (!self.startsWith("file:")) return { why: `not loaded from a file (${self})` };
-  const fromSources = self.endsWith(".ts");
-  const script = new URL(fromSources ? "./video-worker.ts" : "./video-worker.js", self);
-  if (!existsSync(fileURLToPath(script))) {
-    return { why: `${fileURLToPath(script)} is not there` };
-  }
-  if (!fromSources) return { script, bootstrap: null };
-  let api: string;
-  try {
-    // tsx's ESM API, as its package exports it ("./esm/api", import condition).
-    const require = createRequire(self);
-    const manifest = require.resolve("tsx/package.json");
-    const exports = JSON.parse(readFileSync(manifest, "utf8")).exports as Record<
-      string,
-      { import?: { default?: string } }
-    >;
-    const entry = exports["./esm/api"]?.import?.default;
-    if (entry === undefined) return { why: "tsx does not export ./esm/api" };
-    api = pathToFileURL(join(dirname(manifest), entry)).href;
-  } catch (error) {
-    return { why: `running from sources without tsx (${(error as Error).message})` };
-  }
-  const bootstrap = `import(${JSON.stringify(api)}).then((tsx) => { tsx.register(); return import(${JSON.stringify(script.href)}); });`;
-  return { script, bootstrap };
-}
-
-/**
  * A preprocessor on one worker thread (see the file comment), or on the main thread where
  * the worker cannot start. Requests run concurrently in the worker (each one's ffprobe and
  * ffmpeg are child processes; the resizes take turns on the worker's thread).
  */
 export function openVideoPreprocessor(): VideoPreprocessor {
-  const launch = workerLaunch();
+  const launch = startModuleWorker(import.meta.url, "video-worker");
   if ("why" in launch) return mainThreadPreprocessor(`no worker thread: ${launch.why}`);
-  const worker =
-    launch.bootstrap === null
-      ? new Worker(launch.script)
-      : new Worker(launch.bootstrap, { eval: true });
+  const { worker } = launch;
   // The worker keeps the process alive only while a request is pending.
   worker.unref();
   const pending = new Map<

@@ -11,8 +11,6 @@ import { preprocessVideo } from "./video.js";
 const port = parentPort;
 if (port === null) throw new Error("video-worker runs as a worker thread (video-pool.ts)");
 
-import { setPriority } from "node:os";
-if (process.env.SPRIG_TRY_NICE) setPriority(0, Number(process.env.SPRIG_TRY_NICE));
 const running = new Map<number, AbortController>();
 
 async function serve(request: WorkerRequest & { type: "preprocess" }): Promise<void> {

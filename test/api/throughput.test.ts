@@ -9,7 +9,7 @@ import { referenceBackend } from "../../backends/reference/index.js";
 import { loadBackend } from "../../backends/registry.js";
 import { compileModel } from "../../src/api/compile.js";
 import { retrievalSpecOfCase } from "../../src/api/conformance.js";
-import { type RetrieveOptions, retrieve } from "../../src/api/retrieve.js";
+import { type RetrieveOptions, retrieve, syntheticVideo } from "../../src/api/retrieve.js";
 import { runModel } from "../../src/api/run.js";
 import { loadCase } from "../../src/conformance/case.js";
 import { parseVocab, type Vocab } from "../../src/inputs/vocab.js";
@@ -122,13 +122,49 @@ describe("embed over several real videos", () => {
   it("compiles and lowers each part once, however many videos and batches", async () => {
     const compile = vi.spyOn(referenceBackend, "compile");
     try {
-      const result = await embed(2, { backend: "reference" });
+      const result = await embed(2, { backend: "reference", workers: 1 });
       expect(result.videoFeats).toHaveLength(paths.length);
       // the video part and the text part; embeddings only, so no ITM part
       expect(compile).toHaveBeenCalledTimes(2);
     } finally {
       compile.mockRestore();
     }
+  });
+
+  it.each(["reference", "tfjs-wasm"])(
+    "video encoders on 2 worker threads (%s) give exactly one encoder's embeddings",
+    async (backend) => {
+      const one = await embed(1, { backend, workers: 1 });
+      const two = await embed(1, { backend, workers: 2 });
+      expect(one.backendDetail).not.toMatch(/worker threads/);
+      expect(two.backendDetail).toMatch(/, on 2 worker threads$/);
+      // Decoding keeps both encoders fed: one batch ahead per encoder.
+      expect(two.preprocessing).toBe("a worker thread, 2 clips ahead");
+      expect(two.videoIds).toEqual(one.videoIds);
+      expect(two.videoFeats).toEqual(one.videoFeats);
+      expect(two.textFeats).toEqual(one.textFeats);
+    },
+  );
+
+  it("leaves a caller's pixel values intact when workers encode them", async () => {
+    const shape = [spec.vision.frames, 3, spec.vision.model.imageSize, spec.vision.model.imageSize];
+    const videos = [0, 1, 2].map((i) => syntheticVideo(spec, `s${i}`));
+    const pixelsOf = (v: (typeof videos)[number]) => ("pixels" in v ? v.pixels : null)!;
+    const before = videos.map((v) => Float32Array.from(pixelsOf(v).data as Float32Array));
+    const result = await retrieve({
+      spec: { ...spec, vision: { ...spec.vision, batch: 1 }, texts: 2 },
+      videos,
+      captions,
+      vocab,
+      embeddingsOnly: true,
+      backend: "reference",
+      workers: 2,
+    });
+    expect(result.videoFeats).toHaveLength(3);
+    videos.forEach((v, i) => {
+      expect(pixelsOf(v).shape).toEqual(shape);
+      expect(pixelsOf(v).data).toEqual(before[i]);
+    });
   });
 
   it("refuses a prefetch depth that is not an integer >= 0", async () => {

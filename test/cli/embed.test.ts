@@ -73,6 +73,24 @@ describe("sprig embed over many videos", () => {
     expect(phase(s.stdout)).toContain("on the main thread (prefetch 0: one clip at a time)");
   }, 120_000);
 
+  it("writes the same embeddings with two video encoders on worker threads as with one", async () => {
+    const two = join(tmp, "two.safetensors");
+    const one = join(tmp, "one.safetensors");
+    const backend = ["--backend", "tfjs-wasm"];
+    const [a, b] = [
+      await embed(two, ...backend, "--workers", "2"),
+      await embed(one, ...backend, "--workers", "1"),
+    ];
+    expect(a.code, a.stderr).toBe(0);
+    expect(b.code, b.stderr).toBe(0);
+    const [fa, fb] = [await readSafetensors(two), await readSafetensors(one)];
+    expect(fa.tensors.get("video_feat")!.data).toEqual(fb.tensors.get("video_feat")!.data);
+    for (const bad of ["0", "65", "two"]) {
+      const run = await embed(join(tmp, "never.safetensors"), "--workers", bad);
+      expectUserError(run, '"workers"', "--workers");
+    }
+  }, 120_000);
+
   it("refuses a --prefetch that is not a decimal integer in [0, 4096]", async () => {
     for (const bad of ["-1", "1.5", "0x2", "5000"]) {
       const run = await embed(join(tmp, "never.safetensors"), "--prefetch", bad);

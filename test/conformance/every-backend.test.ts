@@ -101,6 +101,7 @@ interface RunRecord {
 function recording(backend: Backend, runs: RunRecord[]): Backend {
   return {
     name: backend.name,
+    cores: backend.cores,
     description: backend.description,
     availability: () => backend.availability(),
     compile: async (graph, weights, options) => {

@@ -33,6 +33,8 @@ import {
   memoryBudget,
   specFromFlags,
 } from "../spec-options.js";
+import { workersFor } from "../../api/executable-pool.js";
+import { pickBackend } from "../../api/run.js";
 import { weightFileMemory } from "./run.js";
 
 const VIDEO_EXTENSIONS = new Set([
@@ -119,6 +121,7 @@ export type RetrieveFlags = ModelFlags & {
   pairsPerBatch?: string;
   synthetic?: string;
   prefetch?: string;
+  workers?: string;
   backend?: string;
   threads?: string;
   kernels?: string;
@@ -145,8 +148,11 @@ function kernelChoice(text: string | undefined): KernelChoice | undefined {
   return text as KernelChoice;
 }
 
+const WORKERS_HELP =
+  "video encoders run at once on worker threads, each with its own weights (default: every core where the backend runs on one, e.g. tfjs-wasm; else 1)";
+
 const PREFETCH_HELP =
-  "video files decoded ahead of the video encoder, on a worker thread while it runs (0: one at a time; default: the video batch)";
+  "video files decoded ahead of the video encoder, on a worker thread while it runs (0: one at a time; default: the video batch per encoder)";
 
 /** --prefetch: clips decoded ahead, in [0, 4096]; undefined: retrieve's default (the video batch). */
 function prefetchOption(text: string | undefined): number | undefined {
@@ -180,9 +186,23 @@ export async function retrievalInputs(
     videoArgs.length > 0 ? 0 : positiveInt("--synthetic", "synthetic", flags.synthetic, 4, 4096);
   const { model: beit, frames } = spec.vision;
   const clipBytes = 4 * numElements([frames, beit.channels, beit.imageSize, beit.imageSize]);
-  const prefetch = prefetchOption(flags.prefetch) ?? spec.vision.batch;
+  const videos =
+    videoArgs.length > 0
+      ? await expandVideoArgs(videoArgs)
+      : Array.from({ length: synthetic }, (_, i) => syntheticVideo(spec, `synthetic-${i}`));
+  // The backend decides how many video encoders run at once, which the memory check counts.
+  const backend = await pickBackend(flags.backend);
+  const workers = workersFor(
+    backend,
+    Math.ceil(videos.length / spec.vision.batch),
+    flags.workers === undefined
+      ? undefined
+      : positiveInt("--workers", "workers", flags.workers, 1, 64),
+  );
+  const prefetch = prefetchOption(flags.prefetch) ?? spec.vision.batch * workers;
   const plan = planRetrieval(spec, {
     ...parts,
+    videoEncoders: workers,
     budget: memoryBudget(flags),
     extra: [
       { what: `${synthetic} synthetic clips`, bytes: synthetic * clipBytes },
@@ -193,10 +213,6 @@ export async function retrievalInputs(
       ...(await weightFileMemory(flags.weights)),
     ],
   });
-  const videos =
-    videoArgs.length > 0
-      ? await expandVideoArgs(videoArgs)
-      : Array.from({ length: synthetic }, (_, i) => syntheticVideo(spec, `synthetic-${i}`));
   const vocab = flags.vocab === undefined ? builtinVocab() : await readVocab(flags.vocab);
   const weightFile = flags.weights === undefined ? undefined : await readWeightFile(flags.weights);
   const notes: string[] = [];
@@ -205,7 +221,7 @@ export async function retrievalInputs(
       "captions are tokenized with sprig's built-in stand-in vocabulary; a released checkpoint needs its own vocab.txt (--vocab)",
     );
   }
-  return { spec, plan, captions, videos, vocab, weightFile, notes, prefetch };
+  return { spec, plan, captions, videos, vocab, weightFile, notes, prefetch, workers };
 }
 
 function scoresJson(m: ScoreMatrix): number[][] {
@@ -302,6 +318,7 @@ export function registerRetrieve(program: Command): void {
       .option("--pairs-per-batch <n>", "ITM pairs per batch", "8")
       .option("--synthetic <n>", "synthetic clips when no videos are given (default 4)")
       .option("--prefetch <n>", PREFETCH_HELP)
+      .option("--workers <n>", WORKERS_HELP)
       .option("--backend <name>", "backend (default: the fastest available)")
       .option("--threads <n>", "intra-op threads where the backend has them")
       .option("--kernels <choice>", "sprig's own block-sparse attention kernels: auto, on, off")
@@ -340,6 +357,7 @@ export function registerRetrieve(program: Command): void {
       vocab: input.vocab,
       plan: input.plan,
       prefetch: input.prefetch,
+      workers: input.workers,
       k,
       pairsPerBatch,
       ...(groundTruth !== undefined
@@ -410,6 +428,7 @@ export function registerEmbed(program: Command): void {
       )
       .option("--synthetic <n>", "synthetic clips when no videos are given (default 4)")
       .option("--prefetch <n>", PREFETCH_HELP)
+      .option("--workers <n>", WORKERS_HELP)
       .option("--backend <name>", "backend (default: the fastest available)")
       .option("--threads <n>", "intra-op threads where the backend has them")
       .option("--kernels <choice>", "sprig's own block-sparse attention kernels: auto, on, off")
@@ -435,6 +454,7 @@ export function registerEmbed(program: Command): void {
         vocab: input.vocab,
         plan: input.plan,
         prefetch: input.prefetch,
+        workers: input.workers,
         embeddingsOnly: true,
         ...(flags.backend !== undefined ? { backend: flags.backend } : {}),
         ...(threads !== undefined ? { threads } : {}),

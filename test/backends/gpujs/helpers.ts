@@ -27,6 +27,7 @@ export const MODES: readonly GpujsMode[] = GL.ok ? ["cpu", "webasm", "gpu"] : ["
 export function gpujsIn(mode: GpujsMode): Backend {
   return {
     name: "gpujs",
+    cores: "device",
     description: `gpujs (${mode})`,
     availability: async () => ({ ok: true, detail: mode }),
     compile: (graph, weights, options) => compileGpujs(graph, weights, { ...options, mode }),
