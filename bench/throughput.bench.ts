@@ -9,8 +9,9 @@
  * 2. Decoding overlapped with compute: `retrieve({ embeddingsOnly: true })`, what `sprig
  *    embed` runs, over real video files made with ffmpeg's testsrc2 (320x240, 3-5 s, 25 fps,
  *    H.264) in a temporary folder, at video batch 1, 4 and 8, decoding one clip at a time
- *    on the main thread (prefetch 0) against decoding ahead on a worker thread (the default,
- *    one batch ahead), alternating. Per job: clips/s over the video phase, the encoder's
+ *    on the main thread (prefetch 0) against decoding ahead on a worker thread (one batch
+ *    ahead) and, on one-core backends (tfjs-wasm), against sprig's default there: one video
+ *    encoder per core on worker threads, fed one batch ahead each; alternating. Per job: clips/s over the video phase, the encoder's
  *    time, the time it waited for decoded clips, the decoding steps summed over clips
  *    (probe = ffprobe counting frames, decode = ffmpeg, resize = bicubic + normalise) and
  *    the host copies; and from /proc the CPU time of this process (its threads and child

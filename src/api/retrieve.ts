@@ -172,7 +172,7 @@ export interface RetrieveTimings {
   readonly preprocessMs: number;
   /** preprocessMs by step, summed over clips. */
   readonly preprocessSteps: PreprocessTimings;
-  /** Time the video encoder waited for decoded clips (0: decoding kept up). */
+  /** Time a free video encoder waited for decoded clips (0: decoding kept up). */
   readonly preprocessWaitMs: number;
   /** Host copies around the video encoder: clips stacked into batches, outputs split per clip. */
   readonly videoCopyMs: number;
@@ -374,9 +374,9 @@ async function encodeVideos(
     const first = b * vb;
     const n = Math.min(vb, videos.length - first);
     // A free encoder first, then its clips: decoding keeps going meanwhile.
-    let t = performance.now();
     while (inFlight.size >= encoder.size && failure === null) await Promise.race(inFlight);
     if (failure !== null) break;
+    let t = performance.now();
     const batch: Clip[] = [];
     for (let i = 0; i < n; i++) batch.push(await clips.take());
     waitMs += performance.now() - t;
