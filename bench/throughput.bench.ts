@@ -48,8 +48,8 @@ import {
   stagedProfile,
   syntheticClip,
   visionPreset,
+  workersFor,
 } from "../src/index.js";
-import { workersFor } from "../src/api/executable-pool.js";
 import { availableBackends } from "./common.js";
 import { machineDescription } from "./harness.js";
 import { BENCH_CAPTIONS } from "./retrieval.bench.js";

@@ -3,6 +3,8 @@ import { describe, expect, it } from "vitest";
 import { loadBackend } from "../../backends/registry.js";
 import { compileModel } from "../../src/api/compile.js";
 import { openExecutablePool, workersFor } from "../../src/api/executable-pool.js";
+import { planRetrieval } from "../../src/api/retrieve.js";
+import { estimateMemory } from "../../src/memory.js";
 import { BackendError, ConfigError, InputError } from "../../src/ir/errors.js";
 import { f32Tensor } from "../../src/ir/tensor.js";
 import type { VisionModelSpec } from "../../src/models/config.js";
@@ -115,3 +117,18 @@ function referenceLike() {
     },
   };
 }
+
+describe("the memory check of several video encoders", () => {
+  it("counts each encoder beyond the first at the video part's estimate", () => {
+    const spec = MODELS.retrieval.preset({ frames: 2, variant: "svitt", layers: 4 });
+    const one = planRetrieval(spec, { pairsPerBatch: 2, embeddingsOnly: true });
+    const video = estimateMemory(one.video.graph).totalBytes;
+    const budget = { limitBytes: one.memory.totalBytes + video / 2, source: "a test budget" };
+    expect(() =>
+      planRetrieval(spec, { pairsPerBatch: 2, embeddingsOnly: true, budget, videoEncoders: 1 }),
+    ).not.toThrow();
+    expect(() =>
+      planRetrieval(spec, { pairsPerBatch: 2, embeddingsOnly: true, budget, videoEncoders: 2 }),
+    ).toThrow(/1 more video encoder on worker threads/);
+  });
+});

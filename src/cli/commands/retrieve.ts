@@ -186,15 +186,13 @@ export async function retrievalInputs(
     videoArgs.length > 0 ? 0 : positiveInt("--synthetic", "synthetic", flags.synthetic, 4, 4096);
   const { model: beit, frames } = spec.vision;
   const clipBytes = 4 * numElements([frames, beit.channels, beit.imageSize, beit.imageSize]);
-  const videos =
-    videoArgs.length > 0
-      ? await expandVideoArgs(videoArgs)
-      : Array.from({ length: synthetic }, (_, i) => syntheticVideo(spec, `synthetic-${i}`));
+  const files = videoArgs.length > 0 ? await expandVideoArgs(videoArgs) : null;
+  const videoCount = files?.length ?? synthetic;
   // The backend decides how many video encoders run at once, which the memory check counts.
   const backend = await pickBackend(flags.backend);
   const workers = workersFor(
     backend,
-    Math.ceil(videos.length / spec.vision.batch),
+    Math.ceil(videoCount / spec.vision.batch),
     flags.workers === undefined
       ? undefined
       : positiveInt("--workers", "workers", flags.workers, 1, 64),
@@ -213,6 +211,9 @@ export async function retrievalInputs(
       ...(await weightFileMemory(flags.weights)),
     ],
   });
+  // Synthetic clips are made only once the memory check has passed.
+  const videos =
+    files ?? Array.from({ length: synthetic }, (_, i) => syntheticVideo(spec, `synthetic-${i}`));
   const vocab = flags.vocab === undefined ? builtinVocab() : await readVocab(flags.vocab);
   const weightFile = flags.weights === undefined ? undefined : await readWeightFile(flags.weights);
   const notes: string[] = [];
