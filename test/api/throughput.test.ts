@@ -1,4 +1,3 @@
-import { spawnSync } from "node:child_process";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -18,6 +17,7 @@ import type { VisionModelSpec } from "../../src/models/config.js";
 import { MODELS } from "../../src/models/index.js";
 import { initWeights, syntheticClip } from "../../src/models/init.js";
 import type { RetrievalModelSpec } from "../../src/models/retrieval/index.js";
+import { makeTestClips } from "../support/videos.js";
 
 /**
  * Many clips at once (issue 11, item 3) must give what one clip at a time gives: `embed`
@@ -36,26 +36,7 @@ let vocab: Vocab;
 
 beforeAll(async () => {
   tmp = await mkdtemp(join(tmpdir(), "sprig-throughput-"));
-  paths = [];
-  for (let i = 0; i < 5; i++) {
-    const path = join(tmp, `clip${i}.mp4`);
-    const made = spawnSync("ffmpeg", [
-      "-nostdin",
-      "-loglevel",
-      "error",
-      "-f",
-      "lavfi",
-      "-i",
-      `testsrc2=size=96x72:rate=25:duration=${1 + i * 0.3}`,
-      "-vf",
-      `hue=h=${i * 70}`,
-      "-pix_fmt",
-      "yuv420p",
-      path,
-    ]);
-    expect(made.status, made.stderr?.toString()).toBe(0);
-    paths.push(path);
-  }
+  paths = makeTestClips(tmp, 5, { step: 0.3, hue: 70 });
   const k1 = await loadCase(K1);
   spec = retrievalSpecOfCase(k1);
   vocab = parseVocab((k1.module!.fields as { vocab: string[] }).vocab.join("\n"), "k1 vocab");

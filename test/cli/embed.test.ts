@@ -1,4 +1,3 @@
-import { spawnSync } from "node:child_process";
 import { mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -6,6 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { readSafetensors } from "../../src/io/safetensors.js";
 import { expectUserError, lines, SHARED, sprigTsx } from "../support/cli.js";
 import { K1_CONFIG } from "../support/k1.js";
+import { makeTestClips } from "../support/videos.js";
 
 /**
  * `sprig embed` over a folder of videos decodes them ahead of the video encoder on a worker
@@ -31,23 +31,7 @@ beforeAll(async () => {
   await writeFile(vocab, `${sidecar.module_spec.vocab.join("\n")}\n`);
   videos = join(tmp, "videos");
   await mkdir(videos);
-  for (let i = 0; i < 5; i++) {
-    const made = spawnSync("ffmpeg", [
-      "-nostdin",
-      "-loglevel",
-      "error",
-      "-f",
-      "lavfi",
-      "-i",
-      `testsrc2=size=96x72:rate=25:duration=${1 + i * 0.3}`,
-      "-vf",
-      `hue=h=${i * 60}`,
-      "-pix_fmt",
-      "yuv420p",
-      join(videos, `clip${i}.mp4`),
-    ]);
-    expect(made.status, made.stderr?.toString()).toBe(0);
-  }
+  makeTestClips(videos, 5, { step: 0.3, hue: 60 });
 });
 afterAll(async () => {
   await rm(tmp, { recursive: true, force: true });

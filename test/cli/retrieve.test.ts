@@ -1,4 +1,3 @@
-import { spawnSync } from "node:child_process";
 import { mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -6,6 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { readSafetensors } from "../../src/io/safetensors.js";
 import { expectUserError, lines, SHARED, sprigTsx } from "../support/cli.js";
 import { K1_CONFIG } from "../support/k1.js";
+import { makeTestClips } from "../support/videos.js";
 
 /**
  * `sprig retrieve` and `sprig embed` end to end: the built-in default on a fresh machine,
@@ -29,22 +29,7 @@ beforeAll(async () => {
   await writeFile(vocab, `${sidecar.module_spec.vocab.join("\n")}\n`);
   videos = join(tmp, "videos");
   await mkdir(videos);
-  for (let i = 0; i < 3; i++) {
-    const made = spawnSync("ffmpeg", [
-      "-loglevel",
-      "error",
-      "-f",
-      "lavfi",
-      "-i",
-      `testsrc2=size=96x72:rate=25:duration=${1 + i * 0.4}`,
-      "-vf",
-      `hue=h=${i * 90}`,
-      "-pix_fmt",
-      "yuv420p",
-      join(videos, `clip${i}.mp4`),
-    ]);
-    expect(made.status, made.stderr?.toString()).toBe(0);
-  }
+  makeTestClips(videos, 3, { step: 0.4, hue: 90 });
   captions = join(tmp, "captions.json");
   const texts: string[] = sidecar.module_spec.texts;
   await writeFile(
