@@ -4,6 +4,7 @@ import type { Command } from "commander";
 import { KERNEL_CHOICES, type KernelChoice } from "../../../backends/registry.js";
 import {
   planRetrieval,
+  type RetrieveOptions,
   type RetrieveResult,
   retrieve,
   syntheticVideo,
@@ -163,14 +164,19 @@ function prefetchOption(text: string | undefined): number | undefined {
 
 /**
  * Everything `retrieve` and `embed` share: the spec, the compiled parts (checked against
- * the memory budget before any weight, clip or caption is loaded), inputs, vocab and
- * weights from flags.
+ * the memory budget before any weight, clip or caption is loaded), inputs, vocab, weights
+ * and backend choices from flags; `options` is what both pass to `retrieve` as it is.
  */
 export async function retrievalInputs(
   videoArgs: readonly string[],
   flags: RetrieveFlags,
   parts: { readonly pairsPerBatch: number; readonly embeddingsOnly: boolean },
 ) {
+  const threads =
+    flags.threads === undefined
+      ? undefined
+      : positiveInt("--threads", "threads", flags.threads, 2, 1024);
+  const kernels = kernelChoice(flags.kernels);
   const model = MODELS.retrieval;
   let spec: RetrievalModelSpec = await specFromFlags(model, flags, ["retrieval"]);
   const captions: CaptionSet =
@@ -222,7 +228,21 @@ export async function retrievalInputs(
       "captions are tokenized with sprig's built-in stand-in vocabulary; a released checkpoint needs its own vocab.txt (--vocab)",
     );
   }
-  return { spec, plan, captions, videos, vocab, weightFile, notes, prefetch, workers };
+  const options = {
+    spec,
+    videos,
+    captions: captions.captions,
+    vocab,
+    plan,
+    prefetch,
+    workers,
+    embeddingsOnly: parts.embeddingsOnly,
+    ...(flags.backend !== undefined ? { backend: flags.backend } : {}),
+    ...(threads !== undefined ? { threads } : {}),
+    ...(kernels !== undefined ? { kernels } : {}),
+    ...(weightFile !== undefined ? { weightFile } : {}),
+  } satisfies RetrieveOptions;
+  return { spec, captions, weightFile, notes, options };
 }
 
 function scoresJson(m: ScoreMatrix): number[][] {
@@ -335,11 +355,6 @@ export function registerRetrieve(program: Command): void {
       4096,
     );
     const k = positiveInt("--k", "k", flags.k, 128);
-    const threads =
-      flags.threads === undefined
-        ? undefined
-        : positiveInt("--threads", "threads", flags.threads, 2, 1024);
-    const kernels = kernelChoice(flags.kernels);
     const input = await retrievalInputs(videoArgs, flags, { pairsPerBatch, embeddingsOnly: false });
     const groundTruth =
       flags.gt !== undefined
@@ -352,22 +367,12 @@ export function registerRetrieve(program: Command): void {
     };
     for (const note of input.notes) process.stderr.write(`sprig: note: ${note}\n`);
     const result = await retrieve({
-      spec: input.spec,
-      videos: input.videos,
-      captions: input.captions.captions,
-      vocab: input.vocab,
-      plan: input.plan,
-      prefetch: input.prefetch,
-      workers: input.workers,
+      ...input.options,
       k,
       pairsPerBatch,
       ...(groundTruth !== undefined
         ? { groundTruth, groundTruthSource: flags.gt ?? input.captions.source }
         : {}),
-      ...(flags.backend !== undefined ? { backend: flags.backend } : {}),
-      ...(threads !== undefined ? { threads } : {}),
-      ...(kernels !== undefined ? { kernels } : {}),
-      ...(input.weightFile !== undefined ? { weightFile: input.weightFile } : {}),
       onProgress: progress,
     });
     for (const note of result.notes) process.stderr.write(`sprig: ${note}\n`);
@@ -438,30 +443,12 @@ export function registerEmbed(program: Command): void {
   );
   addMemoryOption(command).action(
     async (videoArgs: string[], flags: RetrieveFlags & { out: string }) => {
-      const threads =
-        flags.threads === undefined
-          ? undefined
-          : positiveInt("--threads", "threads", flags.threads, 2, 1024);
-      const kernels = kernelChoice(flags.kernels);
       const input = await retrievalInputs(videoArgs, flags, {
         pairsPerBatch: 8,
         embeddingsOnly: true,
       });
       for (const note of input.notes) process.stderr.write(`sprig: note: ${note}\n`);
-      const result = await retrieve({
-        spec: input.spec,
-        videos: input.videos,
-        captions: input.captions.captions,
-        vocab: input.vocab,
-        plan: input.plan,
-        prefetch: input.prefetch,
-        workers: input.workers,
-        embeddingsOnly: true,
-        ...(flags.backend !== undefined ? { backend: flags.backend } : {}),
-        ...(threads !== undefined ? { threads } : {}),
-        ...(kernels !== undefined ? { kernels } : {}),
-        ...(input.weightFile !== undefined ? { weightFile: input.weightFile } : {}),
-      });
+      const result = await retrieve(input.options);
       const e = input.spec.embedDim;
       const rows = (feats: readonly Float32Array[]) => {
         const data = new Float32Array(feats.length * e);
